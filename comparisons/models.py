@@ -1,0 +1,449 @@
+"""The rating domain: projects, comparisons and their responses, leases, judgments, exports.
+
+Integrity lives in the database (unique and check constraints), so that no code path, admin
+edit or concurrent request can store a second lease of one comparison for one rater, a second
+judgment for one lease, or a value outside an enumeration.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+
+
+class Choice(models.TextChoices):
+    """A judgment's verdict, always in canonical order: "a" is the first imported response."""
+
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+class Strength(models.TextChoices):
+    SLIGHTLY = "slightly", "Slightly better"
+    CLEARLY = "clearly", "Clearly better"
+    MUCH = "much", "Much better"
+
+
+class Flag(models.TextChoices):
+    UNSAFE = "unsafe", "Unsafe content"
+    CANNOT_JUDGE = "cannot_judge", "Cannot judge"
+
+
+class ProjectQuerySet(models.QuerySet):
+    def rateable_by(self, user):
+        return self.filter(raters=user)
+
+    def visible_to(self, user):
+        """Projects a staff user may manage: all for superusers, else the ones they lead."""
+        if user.is_superuser:
+            return self
+        return self.filter(leads=user)
+
+
+class ProjectStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    ARCHIVED = "archived", "Archived"
+
+
+class RationaleMode(models.TextChoices):
+    OFF = "off", "Off"
+    OPTIONAL = "optional", "Optional"
+    REQUIRED = "required", "Required"
+
+
+class Project(models.Model):
+    Status = ProjectStatus
+
+    Rationale = RationaleMode
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.CharField(
+        max_length=500, blank=True, help_text="One line shown to raters."
+    )
+    instructions = models.TextField(blank=True, help_text="Markdown shown above the rating form.")
+    status = models.CharField(max_length=16, choices=Status, default=Status.ACTIVE)
+
+    overlap = models.PositiveSmallIntegerField(
+        default=3, help_text="Distinct raters who judge each comparison."
+    )
+    lease_seconds = models.PositiveIntegerField(
+        default=600, help_text="How long a rater holds a comparison before it is offered to others."
+    )
+    gold_rate = models.FloatField(
+        default=0.0, help_text="Share of picks that are gold comparisons (0 to 1)."
+    )
+
+    # The rating scheme. "a" and "b" are always allowed.
+    allow_tie = models.BooleanField(default=True)
+    allow_both_bad = models.BooleanField(default=True)
+    use_strength = models.BooleanField(default=False)
+    criteria = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Per-criterion choices, e.g. ["helpfulness", "harmlessness"].',
+    )
+    rationale = models.CharField(max_length=16, choices=Rationale, default=Rationale.OPTIONAL)
+    rationale_min_chars = models.PositiveIntegerField(default=0)
+
+    # Rater-quality thresholds (metrics flags and the export's quality filter).
+    min_seconds_per_judgment = models.FloatField(
+        default=5.0, help_text="Raters whose median time is below this are flagged as too fast."
+    )
+    gold_accuracy_threshold = models.FloatField(default=0.7)
+    position_bias_threshold = models.FloatField(
+        default=0.15, help_text="Flag raters whose share of left-hand picks is this far from 0.5."
+    )
+    show_gold_accuracy_to_raters = models.BooleanField(default=False)
+
+    raters = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="rating_projects"
+    )
+    leads = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="led_projects"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_gte_1"),
+            models.CheckConstraint(
+                condition=Q(lease_seconds__gte=30), name="project_lease_gte_30s"
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ProjectStatus.values), name="project_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(rationale__in=RationaleMode.values), name="project_rationale_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("rate_project", args=[self.slug])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    def allowed_choices(self) -> list[str]:
+        choices = [Choice.A.value, Choice.B.value]
+        if self.allow_tie:
+            choices.append(Choice.TIE.value)
+        if self.allow_both_bad:
+            choices.append(Choice.BOTH_BAD.value)
+        return choices
+
+
+class ComparisonQuerySet(models.QuerySet):
+    def regular(self):
+        return self.filter(gold_choice__isnull=True)
+
+    def gold(self):
+        return self.filter(gold_choice__isnull=False)
+
+    def with_responses(self):
+        return self.prefetch_related("responses")
+
+
+class Comparison(models.Model):
+    """One prompt (a chat) and two or more responses; pairwise rating compares the first two.
+
+    Queue counters, kept in step by comparisons.queue inside the same transaction as the row
+    they count (F() updates):
+      open_slots   overlap minus (active leases + counted judgments); the pick index covers
+                   only rows where it is positive, so finished work costs the pick nothing.
+      judged_count counted judgments (progress; "finish what has started" ordering).
+      lease_count  leases ever handed out (alternates the display order across raters).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
+    external_id = models.CharField(max_length=200)
+    prompt = models.JSONField(help_text="List of {role, content} messages.")
+    metadata = models.JSONField(default=dict, blank=True)
+    priority = models.IntegerField(default=0)
+    gold_choice = models.CharField(max_length=16, choices=Choice, null=True, blank=True)
+
+    open_slots = models.IntegerField(default=0)
+    judged_count = models.IntegerField(default=0)
+    lease_count = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ComparisonQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="comparison_external_id_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_choice__isnull=True) | Q(gold_choice__in=Choice.values),
+                name="comparison_gold_choice_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(judged_count__gte=0), name="comparison_judged_count_gte_0"
+            ),
+        ]
+        indexes = [
+            # The queue's pick: open regular comparisons of a project in pick order.
+            models.Index(
+                F("project"),
+                F("priority").desc(),
+                F("judged_count").desc(),
+                F("id"),
+                name="comparison_pick_idx",
+                condition=Q(open_slots__gt=0, gold_choice__isnull=True),
+            ),
+            models.Index(
+                fields=["project", "id"],
+                name="comparison_gold_idx",
+                condition=Q(gold_choice__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+    @property
+    def is_gold(self) -> bool:
+        return self.gold_choice is not None
+
+
+class Response(models.Model):
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="responses")
+    position = models.PositiveSmallIntegerField(help_text="0 is response A, 1 is response B.")
+    model_name = models.CharField(max_length=200)
+    content = models.TextField()
+
+    class Meta:
+        ordering = ["comparison", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["comparison", "position"], name="response_position_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.comparison_id}/{'ABCDEFGH'[self.position] if self.position < 8 else self.position}"
+
+
+class AssignmentQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status=Assignment.Status.ACTIVE)
+
+
+class AssignmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+
+
+class Assignment(models.Model):
+    """A lease of one comparison to one rater, and the order in which it was shown."""
+
+    Status = AssignmentStatus
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    status = models.CharField(max_length=16, choices=Status, default=Status.ACTIVE)
+    swapped = models.BooleanField(
+        default=False, help_text="Shown as B then A (Response 1 is canonical B)."
+    )
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=500, blank=True)
+
+    objects = AssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-leased_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["comparison", "rater"], name="assignment_once_per_rater"
+            ),
+            # A rater holds at most one live lease per project: two racing "next" calls can't both lease.
+            models.UniqueConstraint(
+                fields=["project", "rater"],
+                condition=Q(status="active"),
+                name="assignment_one_active_per_rater",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=AssignmentStatus.values), name="assignment_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "expires_at"],
+                name="assignment_active_expiry_idx",
+                condition=Q(status="active"),
+            ),
+            models.Index(fields=["rater", "project", "status"], name="assignment_rater_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rater} → {self.comparison}"
+
+    @property
+    def display_order(self) -> list[str]:
+        return ["b", "a"] if self.swapped else ["a", "b"]
+
+    def canonical_choice(self, shown_choice: str) -> str:
+        """Map a choice made on screen ("1" is the left response) to canonical a/b."""
+        left, right = self.display_order
+        return {"1": left, "2": right}.get(shown_choice, shown_choice)
+
+
+class JudgmentQuerySet(models.QuerySet):
+    def counted(self):
+        return self.filter(counted=True)
+
+
+class Judgment(models.Model):
+    """A rater's answer. Never edited in place; never deleted with its rater's account."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="judgment")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgments")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
+    rater = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments"
+    )
+    choice = models.CharField(max_length=16, choices=Choice)
+    strength = models.CharField(max_length=16, choices=Strength, null=True, blank=True)
+    criteria = models.JSONField(default=dict, blank=True, help_text="{criterion: canonical choice}")
+    rationale = models.TextField(blank=True)
+    flags = models.JSONField(default=list, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    swapped = models.BooleanField(
+        default=False, help_text="Copied from the lease: display order shown."
+    )
+    is_gold = models.BooleanField(default=False)
+    is_late = models.BooleanField(
+        default=False,
+        help_text="Submitted after the lease expired and its slot went to another rater.",
+    )
+    counted = models.BooleanField(default=True, help_text="Counts toward the comparison's overlap.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = JudgmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(choice__in=Choice.values), name="judgment_choice_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True) | Q(strength__in=Strength.values),
+                name="judgment_strength_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(is_late=True, counted=True), name="judgment_late_not_counted"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "created_at"], name="judgment_project_created_idx"),
+            models.Index(fields=["project", "rater"], name="judgment_project_rater_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rater} on {self.comparison}: {self.choice}"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ExportFormat(models.TextChoices):
+    TRL = "trl", "TRL preference (JSONL)"
+    TRL_PARQUET = "trl-parquet", "TRL preference (Parquet)"
+    TRL_KTO = "trl-kto", "TRL KTO unpaired (JSONL)"
+    OPENAI_DPO = "openai-dpo", "OpenAI DPO (JSONL)"
+    JUDGMENTS = "judgments", "Raw judgments (JSONL)"
+    JUDGMENTS_PARQUET = "judgments-parquet", "Raw judgments (Parquet)"
+    JUDGMENTS_CSV = "judgments-csv", "Raw judgments (CSV)"
+
+
+class ExportJob(models.Model):
+    Status = ExportStatus
+
+    Format = ExportFormat
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    format = models.CharField(max_length=32, choices=Format)
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    row_count = models.PositiveIntegerField(null=True, blank=True)
+    file = models.FileField(upload_to="exports/", blank=True, max_length=500)
+    sha256 = models.CharField(max_length=64, blank=True)
+    manifest = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ExportStatus.values), name="exportjob_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(format__in=ExportFormat.values), name="exportjob_format_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.format} #{self.pk}"
+
+    def get_download_url(self) -> str:
+        return reverse("export_download", args=[self.pk])
+
+
+class MetricsSnapshot(models.Model):
+    """Precomputed agreement, rater quality and leaderboard, so dashboards load in constant time."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="metrics_snapshots")
+    computed_at = models.DateTimeField(auto_now_add=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    judgment_count = models.PositiveIntegerField(default=0)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-computed_at"]
+        get_latest_by = "computed_at"
+        indexes = [
+            models.Index(fields=["project", "-computed_at"], name="metrics_project_latest_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} metrics at {self.computed_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,104 @@
+"""Shared fixtures and the service markers.
+
+Tests marked `postgres`, `redis` or `browser` need a real service. Without it they skip with
+the reason printed; with REQUIRE_SERVICES=1 (CI) they fail instead, so CI never passes by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") in {"1", "true", "yes"}
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def _redis_reachable() -> bool:
+    url = urlparse(REDIS_URL)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _missing_service(marker: str) -> str | None:
+    """Why a test with this marker cannot run here, or None when it can."""
+    if marker == "postgres":
+        from django.conf import settings
+
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            return "needs PostgreSQL: set DATABASE_URL=postgres://…"
+    elif marker == "redis":
+        if not _redis_reachable():
+            return f"needs Redis at {REDIS_URL}"
+    elif marker == "browser":
+        if not os.path.exists(CHROMIUM) and not shutil.which("chromium"):
+            return f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            return "needs the playwright package"
+    return None
+
+
+def pytest_runtest_setup(item):
+    for marker in ("postgres", "redis", "browser"):
+        if item.get_closest_marker(marker) is None:
+            continue
+        reason = _missing_service(marker)
+        if reason is None:
+            continue
+        if REQUIRE_SERVICES:
+            pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def alice(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(email="alice@example.com")
+
+
+@pytest.fixture
+def bob(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(email="bob@example.com")
+
+
+@pytest.fixture
+def charlie(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(email="charlie@example.com")
+
+
+@pytest.fixture
+def lead(db):
+    from django.contrib.auth.models import Group
+
+    from accounts.models import LEADS_GROUP
+    from tests.factories import LeadFactory
+
+    user = LeadFactory(email="lead@example.com")
+    group, _ = Group.objects.get_or_create(name=LEADS_GROUP)
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def project(db, alice, bob, charlie, lead):
+    """An active project with overlap 3 whose raters are alice, bob and charlie, led by lead."""
+    from tests.factories import ProjectFactory
+
+    p = ProjectFactory(slug="demo-test", name="Demo test")
+    p.raters.add(alice, bob, charlie)
+    p.leads.add(lead)
+    return p

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from comparisons.models import Assignment, Comparison, Project
+from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory, ProjectFactory
+
+
+def _violates(fn) -> bool:
+    try:
+        with transaction.atomic():
+            fn()
+    except IntegrityError:
+        return True
+    return False
+
+
+@pytest.mark.django_db
+def test_external_id_is_unique_within_a_project_only():
+    p1, p2 = ProjectFactory(), ProjectFactory()
+    ComparisonFactory(project=p1, external_id="x")
+    assert _violates(lambda: Comparison.objects.create(project=p1, external_id="x", prompt=[]))
+    assert not _violates(lambda: Comparison.objects.create(project=p2, external_id="x", prompt=[]))
+
+
+@pytest.mark.django_db
+def test_overlap_must_be_at_least_one():
+    assert _violates(lambda: ProjectFactory(slug="zero", overlap=0))
+
+
+@pytest.mark.django_db
+def test_enumerations_are_checked_by_the_database():
+    project = ProjectFactory()
+    assert _violates(lambda: Project.objects.filter(pk=project.pk).update(status="deleted"))
+    comparison = ComparisonFactory(project=project)
+    assert _violates(lambda: Comparison.objects.filter(pk=comparison.pk).update(gold_choice="c"))
+    assignment = AssignmentFactory(comparison=comparison)
+    assert _violates(lambda: Assignment.objects.filter(pk=assignment.pk).update(status="lost"))
+    judgment = JudgmentFactory()
+    assert _violates(lambda: type(judgment).objects.filter(pk=judgment.pk).update(choice="maybe"))
+    assert _violates(lambda: type(judgment).objects.filter(pk=judgment.pk).update(strength="huge"))
+
+
+@pytest.mark.django_db
+def test_one_assignment_per_rater_and_comparison(alice):
+    comparison = ComparisonFactory()
+    AssignmentFactory(comparison=comparison, rater=alice, status=Assignment.Status.SKIPPED)
+    assert _violates(lambda: AssignmentFactory(comparison=comparison, rater=alice))
+
+
+@pytest.mark.django_db
+def test_one_active_lease_per_rater_and_project(alice):
+    project = ProjectFactory()
+    AssignmentFactory(comparison=ComparisonFactory(project=project), rater=alice)
+    assert _violates(
+        lambda: AssignmentFactory(comparison=ComparisonFactory(project=project), rater=alice)
+    )
+    # A finished lease does not block the next one.
+    Assignment.objects.filter(rater=alice).update(status=Assignment.Status.SUBMITTED)
+    assert not _violates(
+        lambda: AssignmentFactory(comparison=ComparisonFactory(project=project), rater=alice)
+    )
+
+
+@pytest.mark.django_db
+def test_one_judgment_per_assignment():
+    judgment = JudgmentFactory()
+    assert _violates(lambda: JudgmentFactory(assignment=judgment.assignment))
+
+
+@pytest.mark.django_db
+def test_a_late_judgment_is_never_counted():
+    judgment = JudgmentFactory()
+    assert _violates(
+        lambda: type(judgment).objects.filter(pk=judgment.pk).update(is_late=True, counted=True)
+    )
