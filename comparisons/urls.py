@@ -1,1 +1,28 @@
-urlpatterns: list = []
+from django.urls import path
+
+from comparisons import dashboard, export_views, views
+
+urlpatterns: list = [
+    # The rating pages (views.py).
+    path("rate/", views.rate_index, name="rate_index"),
+    path("rate/<slug:slug>/", views.rate_project, name="rate_project"),
+    path("rate/<slug:slug>/<int:pk>/submit", views.rate_submit, name="rate_submit"),
+    path("rate/<slug:slug>/<int:pk>/skip", views.rate_skip, name="rate_skip"),
+    path("rate/<slug:slug>/<int:pk>/heartbeat", views.rate_heartbeat, name="rate_heartbeat"),
+    # Export downloads (export_views.py): authenticated, never a public URL.
+    path("exports/<int:pk>/download", export_views.export_download, name="export_download"),
+    path("exports/<int:pk>/manifest", export_views.export_manifest, name="export_manifest"),
+    path("exports/<int:pk>/progress", export_views.export_progress, name="export_progress"),
+    # The lead dashboard (dashboard.py): staff leads of the project and superusers.
+    path("dashboard/<slug:slug>/", dashboard.project_dashboard, name="project_dashboard"),
+    path(
+        "dashboard/<slug:slug>/recompute",
+        dashboard.project_dashboard_recompute,
+        name="project_dashboard_recompute",
+    ),
+    path(
+        "dashboard/project/<int:pk>/",
+        dashboard.project_dashboard_by_pk,
+        name="project_dashboard_by_pk",
+    ),
+]

@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "raterhub.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "raterhub.urls"
@@ -206,11 +207,17 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "celery" / "queue"
+    # kombu's filesystem transport crashes (worker) or fails to send (web) without its folders.
+    for _folder in (_queue_dir, VAR_DIR / "celery" / "processed", VAR_DIR / "celery" / "control"):
+        _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
+        # kombu polls the folder once a second by default: too slow a start for a click.
+        "polling_interval": 0.1,
     }
 else:
     # Above the longest export, so a slow job is not redelivered while it still runs.
@@ -223,7 +230,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Dashboards read the latest snapshot; refresh active projects that have new judgments.
+    "recompute-metrics": {
+        "task": "comparisons.tasks.recompute_active_metrics",
+        "schedule": env_int("RATERHUB_METRICS_EVERY_SECONDS", 600),
+    },
+    # Picks also reclaim expired leases; this frees them in projects nobody is picking from.
+    "reclaim-expired-leases": {
+        "task": "comparisons.tasks.reclaim_expired_leases",
+        "schedule": 60.0,
+    },
+}
 
 # Security: strict whenever DEBUG is off; each setting can be relaxed by its variable
 # (e.g. SECURE_SSL_REDIRECT=0 behind a proxy that already redirects).

@@ -8,7 +8,10 @@ import tempfile
 os.environ.setdefault("DEBUG", "1")
 
 from raterhub.settings import *  # noqa: F403
-from raterhub.settings import DATABASES, VAR_DIR
+from raterhub.settings import DATABASES, STATIC_ROOT, VAR_DIR
+
+# WhiteNoise warns on every request when STATIC_ROOT is missing (collectstatic not run).
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

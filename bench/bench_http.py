@@ -1,0 +1,444 @@
+"""Rating page benchmark through HTTP, as raters use it.
+
+gunicorn (the production server, BENCH_HTTP_WORKERS sync workers, default 3) on PostgreSQL,
+with DEBUG off and WhiteNoise serving collected static files. For each size N (10k, 100k, 1M
+comparisons; BENCH_HTTP_SIZES) the database is seeded with the queue benchmark's COPY seeder
+(30% complete, 10% started, 60% untouched) plus two ~1 kB Markdown responses per comparison,
+then 4 and 16 concurrent raters, each with their own logged-in session, loop for
+BENCH_HTTP_SECONDS: load the page once, then submit by htmx again and again (every submit's
+response is the next comparison's panel), reloading the full page every RELOAD_EVERY submits.
+Reported: judgments per second, p50/p95 of the page load and of the submit round trip, errors.
+Once, at the smallest size: page weight (HTML, CSS, JS; bytes on the wire with gzip, and
+uncompressed) and time to first contentful paint in headless Chromium.
+
+Runs in a child process against its own database (BENCH_HTTP_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/raterhub_bench_http; created and dropped here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.bench_queue import _drop_database, _recreate_database
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results" / "http.json"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/raterhub_bench_http"
+SIZES = [int(s) for s in os.environ.get("BENCH_HTTP_SIZES", "10000,100000,1000000").split(",")]
+SECONDS = float(os.environ.get("BENCH_HTTP_SECONDS", "15"))
+WORKERS = int(os.environ.get("BENCH_HTTP_WORKERS", "3"))
+CONCURRENCY = (4, 16)
+RELOAD_EVERY = 10
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+RESPONSE_TEXT = (
+    "## Answer\n\nTCP slow start grows the congestion window exponentially until the first loss "
+    "or the slow-start threshold, then hands over to congestion avoidance.\n\n"
+    "```python\ndef cwnd_after(rtts, mss=1460):\n    return mss * 2 ** rtts\n```\n\n"
+    "| phase | growth |\n|---|---|\n| slow start | exponential |\n| avoidance | linear |\n\n"
+    + "More detail on pacing, ACK clocking and loss recovery. "
+    * 10
+)
+
+
+def main() -> None:
+    url = os.environ.get("BENCH_HTTP_DATABASE_URL", DEFAULT_URL)
+    _recreate_database(url)
+    var = tempfile.mkdtemp(prefix="raterhub-bench-http-")
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        DJANGO_SETTINGS_MODULE="raterhub.settings",
+        DEBUG="0",
+        SECRET_KEY="bench-only-not-secret",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="0",
+        CSRF_COOKIE_SECURE="0",
+        SECURE_HSTS_SECONDS="0",
+        RATERHUB_VAR_DIR=var,
+        STATIC_ROOT=str(Path(var) / "static"),
+        LOG_LEVEL="WARNING",
+    )
+    try:
+        subprocess.run(
+            [sys.executable, "-c", "from bench.bench_http import _child; _child()"],
+            env=env,
+            check=True,
+            cwd=ROOT,
+        )
+    finally:
+        _drop_database(url)
+
+
+# --- child: Django is set up here ---------------------------------------------------------
+
+
+def _child() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    results: dict = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "workers": WORKERS,
+        "seconds_per_run": SECONDS,
+        "reload_every": RELOAD_EVERY,
+        "cpus": os.cpu_count(),
+        "sizes": {},
+    }
+    for n in SIZES:
+        project, seed_seconds = _seed(n)
+        print(f"seeded {n:,} comparisons in {seed_seconds:.1f}s", flush=True)
+        entry: dict = {"seed_seconds": round(seed_seconds, 1)}
+        with _gunicorn() as base:
+            if n == min(SIZES):
+                entry["page"] = _page_metrics(base, project.slug)
+            offset = 0
+            for k in CONCURRENCY:
+                cookies = _sessions(offset, k)
+                offset += k
+                entry[str(k)] = _run(base, project.slug, cookies)
+                _print_row(n, k, entry[str(k)])
+        results["sizes"][str(n)] = entry
+    _goals(results)
+    _print_table(results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+def _seed(n: int):
+    from django.db import connection
+
+    from bench.bench_queue import _seed as seed_queue
+
+    t0 = time.perf_counter()
+    project = seed_queue(n)
+    with connection.cursor() as cur:
+        # Two responses per comparison, generated inside PostgreSQL (no round trips).
+        cur.execute(
+            "INSERT INTO comparisons_response (comparison_id, position, model_name, content) "
+            "SELECT c.id, p.pos, 'model-' || p.pos, %s || ' (' || c.id || '/' || p.pos || ')' "
+            "FROM comparisons_comparison c CROSS JOIN (VALUES (0), (1)) AS p(pos) "
+            "WHERE c.project_id = %s",
+            [RESPONSE_TEXT, project.pk],
+        )
+        cur.execute(
+            "UPDATE comparisons_project SET instructions = %s WHERE id = %s",
+            ["Pick the response that answers better. **Be careful** with code.", project.pk],
+        )
+        cur.execute("ANALYZE")
+    return project, time.perf_counter() - t0
+
+
+def _sessions(offset: int, count: int) -> list[str]:
+    """Logged-in sessions for raters bench<offset>…, as session cookies (one per rater)."""
+    from django.test import Client
+
+    from accounts.models import User
+
+    cookies = []
+    for i in range(offset, offset + count):
+        user = User.objects.get(email=f"bench{i}@bench.example")
+        client = Client()
+        client.force_login(user)
+        cookies.append(client.cookies["sessionid"].value)
+    return cookies
+
+
+class _gunicorn:
+    def __enter__(self) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "raterhub.wsgi",
+                "--workers",
+                str(WORKERS),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--backlog",
+                "256",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/accounts/login/", timeout=1).read()
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        return base
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+# --- the raters ---------------------------------------------------------------------------
+
+_SUBMIT = re.compile(rb'hx-post="(/rate/[^"]+/submit)"')
+_TOKEN = re.compile(rb'"X-CSRFToken": "([^"]+)"')
+_CSRF_COOKIE = re.compile(r"csrftoken=([^;]+)")
+
+
+class _Rater(threading.Thread):
+    def __init__(self, base: str, slug: str, session: str, stop_at: float, start: threading.Event):
+        super().__init__(daemon=True)
+        self.base, self.slug, self.session = base, slug, session
+        self.stop_at, self.start_event = stop_at, start
+        self.loads: list[float] = []
+        self.submits: list[float] = []
+        self.errors = 0
+        self.done = False
+        self.csrf_cookie = ""
+        self.token = b""
+
+    def _request(self, path: str, data: bytes | None = None, headers: dict | None = None):
+        cookie = f"sessionid={self.session}"
+        if self.csrf_cookie:
+            cookie += f"; csrftoken={self.csrf_cookie}"
+        req = urllib.request.Request(
+            self.base + path, data=data, headers={"Cookie": cookie, **(headers or {})}
+        )
+        t0 = time.perf_counter()
+        try:
+            resp = urllib.request.urlopen(req, timeout=30)
+            body, status, set_cookie = resp.read(), resp.status, resp.headers.get_all("Set-Cookie")
+        except urllib.error.HTTPError as exc:
+            body, status, set_cookie = exc.read(), exc.code, None
+        elapsed = (time.perf_counter() - t0) * 1000
+        for header in set_cookie or ():
+            m = _CSRF_COOKIE.search(header)
+            if m:
+                self.csrf_cookie = m.group(1)
+        return status, body, elapsed
+
+    def load(self) -> bytes | None:
+        status, body, ms = self._request(f"/rate/{self.slug}/")
+        if status != 200:
+            self.errors += 1
+            return None
+        self.loads.append(ms)
+        m = _TOKEN.search(body)
+        if m:
+            self.token = m.group(1)
+        return body
+
+    def run(self) -> None:
+        body = self.load()
+        self.start_event.wait()
+        count = 0
+        while body is not None and time.perf_counter() < self.stop_at:
+            m = _SUBMIT.search(body)
+            if m is None:
+                self.done = b"All done" in body
+                break
+            status, body, ms = self._request(
+                m.group(1).decode(),
+                data=b"choice=1&duration_ms=9000",
+                headers={
+                    "HX-Request": "true",
+                    "X-CSRFToken": self.token.decode(),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            if status != 200:
+                self.errors += 1
+                body = self.load()
+                continue
+            self.submits.append(ms)
+            count += 1
+            if count % RELOAD_EVERY == 0:
+                body = self.load()
+
+
+def _pcts(samples: list[float]) -> dict:
+    if len(samples) < 2:
+        return {"p50": None, "p95": None, "n": len(samples)}
+    qs = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": round(qs[49], 1), "p95": round(qs[94], 1), "n": len(samples)}
+
+
+def _run(base: str, slug: str, sessions: list[str]) -> dict:
+    start = threading.Event()
+    raters = [_Rater(base, slug, s, 0.0, start) for s in sessions]
+    for r in raters:
+        r.start()
+    time.sleep(1.0)  # every rater has its first page before the clock starts
+    t0 = time.perf_counter()
+    for r in raters:
+        r.stop_at = t0 + SECONDS
+    start.set()
+    for r in raters:
+        r.join()
+    elapsed = time.perf_counter() - t0
+    submits = [ms for r in raters for ms in r.submits]
+    # Page loads measured while the clock ran (the first load of each rater came before it).
+    loads = [ms for r in raters for ms in r.loads[1:]]
+    return {
+        # Other work on the machine skews every figure here; record how busy it was.
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "judgments": len(submits),
+        "judgments_per_second": round(len(submits) / elapsed, 1),
+        "submit_ms": _pcts(submits),
+        "load_ms": _pcts(loads),
+        "errors": sum(r.errors for r in raters),
+    }
+
+
+# --- page weight and first render ---------------------------------------------------------
+
+
+def _page_metrics(base: str, slug: str) -> dict:
+    """Bytes of the page and its assets, and first contentful paint, in headless Chromium."""
+    from django.test import Client
+
+    from accounts.models import User
+
+    client = Client()
+    client.force_login(User.objects.get(email="bench63@bench.example"))
+    session = client.cookies["sessionid"].value
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"error": "playwright not installed"}
+    if not Path(CHROMIUM).exists():
+        return {"error": f"no Chromium at {CHROMIUM}"}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_cookies([{"name": "sessionid", "value": session, "url": base}])
+        page = context.new_page()
+        page.goto(f"{base}/rate/{slug}/", wait_until="load")
+        # The cold load: what each request carried (HTML, CSS, JS).
+        sizes = page.evaluate(
+            "() => [performance.getEntriesByType('navigation')[0],"
+            " ...performance.getEntriesByType('resource')].map(e => ({name: e.name,"
+            " wire: e.encodedBodySize, raw: e.decodedBodySize, type: e.initiatorType}))"
+        )
+        fcps, dcls = [], []
+        for _ in range(5):
+            page.goto(f"{base}/rate/{slug}/", wait_until="load")
+            timing = page.evaluate(
+                """() => new Promise(resolve => {
+                  const nav = performance.getEntriesByType('navigation')[0];
+                  const done = fcp => resolve({fcp, dcl: nav.domContentLoadedEventEnd});
+                  new PerformanceObserver(list => {
+                    const e = list.getEntriesByName('first-contentful-paint')[0];
+                    if (e) done(e.startTime);
+                  }).observe({type: 'paint', buffered: true});
+                  setTimeout(() => done(null), 3000);
+                })"""
+            )
+            fcps.append(timing["fcp"])
+            dcls.append(timing["dcl"])
+        browser.close()
+    return {
+        "first_contentful_paint_ms_median": (
+            round(statistics.median(f for f in fcps if f is not None), 1)
+            if any(f is not None for f in fcps)
+            else None
+        ),
+        "dom_content_loaded_ms_median": round(statistics.median(dcls), 1),
+        "resources": sizes,
+        "total_bytes_gzip": sum(s["wire"] for s in sizes),
+        "total_bytes_uncompressed": sum(s["raw"] for s in sizes),
+    }
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def _goals(results: dict) -> None:
+    sizes = results["sizes"]
+    goals = {}
+    if "100000" in sizes:
+        goals[">= 150 judgments/s at 100k with 16 raters"] = (
+            sizes["100000"]["16"]["judgments_per_second"] >= 150
+        )
+    goals["submit p95 < 50 ms (every size, 16 raters)"] = all(
+        e["16"]["submit_ms"]["p95"] is not None and e["16"]["submit_ms"]["p95"] < 50
+        for e in sizes.values()
+    )
+    if "1000000" in sizes and "100000" in sizes:
+        a, b = sizes["100000"]["16"], sizes["1000000"]["16"]
+        goals["1M within 1.5x of 100k (submit p95, judgments/s)"] = (
+            b["submit_ms"]["p95"] <= 1.5 * a["submit_ms"]["p95"]
+            and b["judgments_per_second"] * 1.5 >= a["judgments_per_second"]
+        )
+    results["goals"] = goals
+
+
+def _print_row(n: int, k: int, e: dict) -> None:
+    print(
+        f"  N={n:>9,} raters={k:>2}  {e['judgments_per_second']:>6} judgments/s  "
+        f"submit p50/p95 {e['submit_ms']['p50']}/{e['submit_ms']['p95']} ms  "
+        f"load p50/p95 {e['load_ms']['p50']}/{e['load_ms']['p95']} ms  errors {e['errors']}  "
+        f"(machine load average {e['load_average_1m_after']})",
+        flush=True,
+    )
+
+
+def _print_table(results: dict) -> None:
+    header = (
+        f"{'N':>10} | {'raters':>6} | {'judgments/s':>11} | {'submit p50/p95 ms':>17} | "
+        f"{'load p50/p95 ms':>15} | {'errors':>6}"
+    )
+    print(f"\ngunicorn {results['workers']} sync workers, {results['cpus']} CPUs, "
+          f"{results['seconds_per_run']:.0f} s per run, full reload every {RELOAD_EVERY} submits")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    for n, e in results["sizes"].items():
+        for k in CONCURRENCY:
+            r = e[str(k)]
+            print(
+                f"{int(n):>10,} | {k:>6} | {r['judgments_per_second']:>11} | "
+                f"{r['submit_ms']['p50']!s:>7}/{r['submit_ms']['p95']!s:<9} | "
+                f"{r['load_ms']['p50']!s:>6}/{r['load_ms']['p95']!s:<8} | {r['errors']:>6}"
+            )
+    for e in results["sizes"].values():
+        page = e.get("page")
+        if page and "error" not in page:
+            print(
+                f"\npage weight: {page['total_bytes_gzip']:,} bytes on the wire "
+                f"({page['total_bytes_uncompressed']:,} uncompressed) in "
+                f"{len(page['resources'])} requests; first contentful paint "
+                f"{page['first_contentful_paint_ms_median']} ms (median of 5)"
+            )
+            for r in page["resources"]:
+                print(f"    {r['wire']:>8,} / {r['raw']:>8,}  {r['name']}")
+        elif page:
+            print(f"\npage metrics: {page['error']}")
+    for goal, ok in results.get("goals", {}).items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {goal}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,504 @@
+"""Queue benchmark: next_assignment + submit_judgment at 10k, 100k and 1M comparisons.
+
+For each size N it seeds PostgreSQL with COPY (a realistic mix: 30% of comparisons fully judged,
+10% started with one judgment, the rest untouched, with their assignment and judgment rows),
+then measures with one rater the latency of next, submit and next+submit (p50/p95/p99), the
+throughput of 1, 4 and 16 concurrent raters (processes, each its own connection), and records
+EXPLAIN (ANALYZE, BUFFERS) of the pick query at the smallest and largest size.
+
+Runs in a child process against its own database (BENCH_QUEUE_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/raterhub_bench_queue; created and dropped here), so it does
+not depend on which database other benchmarks configured. Sizes: BENCH_QUEUE_SIZES=10000,1000000.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+RESULTS = Path(__file__).parent / "results" / "queue.json"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/raterhub_bench_queue"
+SIZES = [int(s) for s in os.environ.get("BENCH_QUEUE_SIZES", "10000,100000,1000000").split(",")]
+LATENCY_ITERATIONS = int(os.environ.get("BENCH_QUEUE_ITERATIONS", "1000"))
+THROUGHPUT_SECONDS = float(os.environ.get("BENCH_QUEUE_SECONDS", "8"))
+CONCURRENCY = (1, 4, 16)
+SEED_RATERS = 100
+CHUNK = 100_000
+
+
+def main() -> None:
+    url = os.environ.get("BENCH_QUEUE_DATABASE_URL", DEFAULT_URL)
+    _recreate_database(url)
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        DJANGO_SETTINGS_MODULE="raterhub.settings",
+        DEBUG="0",  # no query log in memory
+        SECRET_KEY="bench-only",
+        LOG_LEVEL="WARNING",
+    )
+    try:
+        subprocess.run(
+            [sys.executable, "-c", "from bench.bench_queue import _child; _child()"],
+            env=env,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    finally:
+        if not os.environ.get("BENCH_QUEUE_KEEP_DB"):
+            _drop_database(url)
+
+
+# --- database lifecycle (psycopg2 on the maintenance database) ----------------------------
+
+
+def _admin(url: str):
+    import psycopg2
+
+    parsed = urlparse(url)
+    conn = psycopg2.connect(
+        host=parsed.hostname,
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        dbname="postgres",
+    )
+    conn.autocommit = True
+    return conn, parsed.path.lstrip("/")
+
+
+def _recreate_database(url: str) -> None:
+    conn, name = _admin(url)
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+
+
+def _drop_database(url: str) -> None:
+    conn, name = _admin(url)
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+# --- child: Django is set up here ---------------------------------------------------------
+
+
+def _child() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    results = {"sizes": {}, "started_at": datetime.now(UTC).isoformat()}
+    for n in SIZES:
+        t0 = time.perf_counter()
+        project = _seed(n)
+        seed_seconds = time.perf_counter() - t0
+        print(f"seeded {n:,} comparisons in {seed_seconds:.1f}s", flush=True)
+        entry = {"seed_seconds": round(seed_seconds, 1)}
+        entry["durable_commit_floor_ms"] = _commit_floor_ms()
+        entry.update(_latency(project))
+        entry.update(_latency(project, email="bench63@bench.example", async_commit=True))
+        if n in (min(SIZES), max(SIZES)):
+            entry["explain"] = _explain(project)
+        entry["throughput"] = {str(k): _throughput(project, k) for k in CONCURRENCY}
+        results["sizes"][str(n)] = entry
+        _print_row(n, entry)
+    small, large = results["sizes"][str(min(SIZES))], results["sizes"][str(max(SIZES))]
+    results["p95_ratio_largest_to_smallest"] = round(
+        large["next_submit_ms"]["p95"] / small["next_submit_ms"]["p95"], 2
+    )
+    results["p95_ratio_largest_to_smallest_async_commit"] = round(
+        large["next_submit_ms_async_commit"]["p95"] / small["next_submit_ms_async_commit"]["p95"],
+        2,
+    )
+    results["goals"] = {
+        "p95 at largest <= 1.5x p95 at smallest": results["p95_ratio_largest_to_smallest"] <= 1.5,
+        "next+submit p95 < 10 ms at every size": all(
+            e["next_submit_ms"]["p95"] < 10 for e in results["sizes"].values()
+        ),
+        "same two goals with async commit (no fsync wait)": results[
+            "p95_ratio_largest_to_smallest_async_commit"
+        ]
+        <= 1.5
+        and all(e["next_submit_ms_async_commit"]["p95"] < 10 for e in results["sizes"].values()),
+    }
+    _print_table(results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+def _copy(cursor, table: str, columns: list[str], rows) -> None:
+    buf = io.StringIO()
+    for count, row in enumerate(rows, 1):
+        buf.write("\t".join(row))
+        buf.write("\n")
+        if count % CHUNK == 0:
+            buf.seek(0)
+            cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buf)
+            buf = io.StringIO()
+    buf.seek(0)
+    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buf)
+
+
+def _seed(n: int):
+    """A fresh project of n comparisons: 30% complete, 10% started, 60% untouched."""
+    from django.db import connection
+
+    from accounts.models import User
+    from comparisons.models import Project
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "TRUNCATE comparisons_judgment, comparisons_assignment, comparisons_response, "
+            "comparisons_comparison, comparisons_project_raters, comparisons_project "
+            "RESTART IDENTITY CASCADE"
+        )
+    if not User.objects.exists():
+        User.objects.bulk_create(
+            User(email=f"seed{i}@bench.example", password="!") for i in range(SEED_RATERS)
+        )
+        User.objects.bulk_create(
+            User(email=f"bench{i}@bench.example", password="!") for i in range(64)
+        )
+    seed_ids = list(
+        User.objects.filter(email__startswith="seed").order_by("id").values_list("id", flat=True)
+    )
+    project = Project.objects.create(slug=f"bench-{n}", name=f"Bench {n}", overlap=3)
+    project.raters.add(*User.objects.all())
+    pid = str(project.pk)
+    now = datetime.now(UTC)
+    ts = now.isoformat()
+    done = (now - timedelta(days=1)).isoformat()
+
+    def kind(i: int) -> int:
+        """Judgments already made on comparison i: 3 (complete), 1 (started) or 0."""
+        r = i % 10
+        return 3 if r < 3 else 1 if r == 3 else 0
+
+    def comparisons():
+        for i in range(1, n + 1):
+            k = kind(i)
+            yield (
+                str(i),
+                pid,
+                f"q-{i:07d}",
+                '[{"role": "user", "content": "Question?"}]',
+                "{}",
+                "0",
+                "\\N",
+                str(3 - k),
+                str(k),
+                str(k),
+                ts,
+            )
+
+    def judged():
+        aid = 0
+        for i in range(1, n + 1):
+            for j in range(kind(i)):
+                aid += 1
+                yield aid, i, seed_ids[(i + j) % len(seed_ids)], j % 2 == 1
+
+    def assignments():
+        for aid, cid, rid, swapped in judged():
+            yield (
+                str(aid),
+                pid,
+                str(cid),
+                str(rid),
+                "submitted",
+                "t" if swapped else "f",
+                done,
+                done,
+                done,
+                "",
+            )
+
+    def judgments():
+        for aid, cid, rid, swapped in judged():
+            yield (
+                str(aid),
+                str(aid),
+                pid,
+                str(cid),
+                str(rid),
+                "ab"[aid % 2],
+                "\\N",
+                "{}",
+                "",
+                "[]",
+                "9000",
+                "t" if swapped else "f",
+                "f",
+                "f",
+                "t",
+                done,
+            )
+
+    with connection.cursor() as cur:
+        _copy(
+            cur,
+            "comparisons_comparison",
+            [
+                "id",
+                "project_id",
+                "external_id",
+                "prompt",
+                "metadata",
+                "priority",
+                "gold_choice",
+                "open_slots",
+                "judged_count",
+                "lease_count",
+                "created_at",
+            ],
+            comparisons(),
+        )
+        _copy(
+            cur,
+            "comparisons_assignment",
+            [
+                "id",
+                "project_id",
+                "comparison_id",
+                "rater_id",
+                "status",
+                "swapped",
+                "leased_at",
+                "expires_at",
+                "finished_at",
+                "skip_reason",
+            ],
+            assignments(),
+        )
+        _copy(
+            cur,
+            "comparisons_judgment",
+            [
+                "id",
+                "assignment_id",
+                "project_id",
+                "comparison_id",
+                "rater_id",
+                "choice",
+                "strength",
+                "criteria",
+                "rationale",
+                "flags",
+                "duration_ms",
+                "swapped",
+                "is_gold",
+                "is_late",
+                "counted",
+                "created_at",
+            ],
+            judgments(),
+        )
+        for table in ("comparison", "assignment", "judgment"):
+            cur.execute(
+                f"SELECT setval(pg_get_serial_sequence('comparisons_{table}', 'id'), "
+                f"(SELECT coalesce(max(id), 1) FROM comparisons_{table}))"
+            )
+    with connection.cursor() as cur:
+        # A steady-state database: vacuumed (autovacuum would have) and the bulk load's dirty
+        # pages flushed, so the first measured commits do not pay for the seeding.
+        cur.execute("VACUUM ANALYZE")
+        cur.execute("CHECKPOINT")
+    return project
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    qs = statistics.quantiles(samples, n=100, method="inclusive")
+    return {
+        "p50": round(qs[49], 3),
+        "p95": round(qs[94], 3),
+        "p99": round(qs[98], 3),
+        "mean": round(statistics.fmean(samples), 3),
+    }
+
+
+def _latency(project, *, email: str = "bench0@bench.example", async_commit: bool = False) -> dict:
+    """One rater, sequential next -> submit. async_commit=True runs the same with the session's
+    synchronous_commit off, which shows the cost of the queries without the WAL flush (fsync)
+    that every durable commit waits for."""
+    from django.db import connection
+
+    from accounts.models import User
+    from comparisons import queue
+
+    rater = User.objects.get(email=email)
+    with connection.cursor() as cur:
+        cur.execute(f"SET synchronous_commit TO {'off' if async_commit else 'on'}")
+    rng = random.Random(0)
+    nexts, submits, both, cpu = [], [], [], []
+    for i in range(LATENCY_ITERATIONS + 50):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        lease = queue.next_assignment(rater, project)
+        t1 = time.perf_counter()
+        queue.submit_judgment(lease, choice=rng.choice("ab"), duration_ms=9000)
+        t2 = time.perf_counter()
+        if i >= 50:  # warm-up: connection, caches
+            nexts.append((t1 - t0) * 1000)
+            submits.append((t2 - t1) * 1000)
+            both.append((t2 - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
+    with connection.cursor() as cur:
+        cur.execute("SET synchronous_commit TO on")
+    suffix = "_async_commit" if async_commit else ""
+    return {
+        f"next_ms{suffix}": _percentiles(nexts),
+        f"submit_ms{suffix}": _percentiles(submits),
+        f"next_submit_ms{suffix}": _percentiles(both),
+        # Python/Django CPU in this process per next+submit: the part machine load inflates.
+        f"client_cpu_ms{suffix}": round(statistics.fmean(cpu), 3),
+        f"load_average{suffix}": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _commit_floor_ms() -> float:
+    """p50 of an empty durable write transaction: this server's fsync cost per commit."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS bench_commit_floor (x int)")
+    samples = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute("INSERT INTO bench_commit_floor VALUES (1)")
+        samples.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(samples), 3)
+
+
+def _explain(project) -> str:
+    """The pick for the latency rater (who by now has ~1,000 judgments for NOT EXISTS to skip)."""
+    from django.db import transaction
+
+    from accounts.models import User
+    from comparisons import queue
+
+    rater = User.objects.get(email="bench0@bench.example")
+    with transaction.atomic():
+        plan = queue.pick_queryset(rater, project)[:1].explain(analyze=True, buffers=True)
+        transaction.set_rollback(True)
+    return plan
+
+
+def _worker(project_id: int, email: str, seconds: float, start, out) -> None:
+    from django.db import connection
+
+    from accounts.models import User
+    from comparisons import queue
+    from comparisons.models import Project
+
+    connection.close()  # never share the parent's socket
+    project = Project.objects.get(pk=project_id)
+    rater = User.objects.get(email=email)
+    start.wait()
+    done = errors = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        try:
+            lease = queue.next_assignment(rater, project)
+            if lease is None:
+                break
+            queue.submit_judgment(lease, choice="a", duration_ms=9000)
+            done += 1
+        except Exception:
+            errors += 1
+    connection.close()
+    out.put((done, errors))
+
+
+def _throughput(project, concurrency: int) -> dict:
+    import multiprocessing as mp
+
+    from django.db import connections
+
+    connections.close_all()
+    ctx = mp.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    # Raters bench1.. so the latency rater's history does not matter; fresh ones per run.
+    offset = {1: 1, 4: 2, 16: 6}[concurrency]
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(project.pk, f"bench{offset + i}@bench.example", THROUGHPUT_SECONDS, start, out),
+        )
+        for i in range(concurrency)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let every process connect before the clock starts
+    start.set()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    total = sum(r[0] for r in results)
+    return {
+        "ops": total,
+        "errors": sum(r[1] for r in results),
+        "per_second": round(total / THROUGHPUT_SECONDS, 1),
+    }
+
+
+def _print_row(n: int, e: dict) -> None:
+    ns = e["next_submit_ms"]
+    print(
+        f"  N={n:>9,}  next+submit p50 {ns['p50']:.2f} p95 {ns['p95']:.2f} p99 {ns['p99']:.2f} ms",
+        flush=True,
+    )
+
+
+def _print_table(results: dict) -> None:
+    header = (
+        f"{'N':>10} | {'next p50/p95/p99 ms':>21} | {'submit p50/p95/p99 ms':>21} | "
+        f"{'next+submit p50/p95/p99 ms':>26} | {'same, async commit':>20} | "
+        f"{'ops/s @1':>8} {'@4':>7} {'@16':>7}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for n, e in results["sizes"].items():
+
+        def fmt(p):
+            return f"{p['p50']:.2f}/{p['p95']:.2f}/{p['p99']:.2f}"
+
+        tp = e["throughput"]
+        print(
+            f"{int(n):>10,} | {fmt(e['next_ms']):>21} | {fmt(e['submit_ms']):>21} | "
+            f"{fmt(e['next_submit_ms']):>26} | {fmt(e['next_submit_ms_async_commit']):>20} | "
+            f"{tp['1']['per_second']:>8} "
+            f"{tp['4']['per_second']:>7} {tp['16']['per_second']:>7}"
+        )
+    floors = ", ".join(f"{e['durable_commit_floor_ms']}" for e in results["sizes"].values())
+    print(f"\ndurable commit (fsync) floor p50 per size, ms: {floors}")
+    cpu = ", ".join(f"{e['client_cpu_ms']}" for e in results["sizes"].values())
+    print(f"client CPU per next+submit per size, ms: {cpu}")
+    loads = ", ".join(f"{e['load_average'][0]}" for e in results["sizes"].values())
+    print(f"1-min load average during the latency run per size: {loads} (2 cores)")
+    print(f"p95 ratio largest/smallest: {results['p95_ratio_largest_to_smallest']}")
+    for goal, ok in results["goals"].items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {goal}")
+    for n, e in results["sizes"].items():
+        if "explain" in e:
+            print(f"\nEXPLAIN (ANALYZE, BUFFERS) of the pick at N={int(n):,}:\n{e['explain']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,736 @@
+"""The lead admin: projects with progress, comparisons, read-only judgments, leases, the import page.
+
+Scoping: a non-superuser staff user (a project lead) sees only the projects they lead, and only
+the comparisons, assignments and judgments of those projects (`Project.objects.visible_to`).
+Every changelist runs a constant number of queries: progress comes from subquery annotations,
+related rows from `list_select_related`, and the list filters list visible projects in one query.
+
+Other helpers extend `ProjectAdmin`: append an action to `ProjectAdmin.actions`, a link to
+`ProjectAdmin.project_links` (shown on the project's change page), or a model admin in a
+separate section at the end of this file.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from comparisons.models import Assignment, Comparison, Judgment, Project, Response
+
+admin.site.site_header = "RaterHub admin"
+admin.site.site_title = "RaterHub admin"
+admin.site.index_title = "Projects, comparisons and raters"
+admin.site.site_url = "/rate/"
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def visible_projects(request: HttpRequest) -> QuerySet[Project]:
+    return Project.objects.visible_to(request.user)
+
+
+def _scope_to_visible_projects(request: HttpRequest, qs: QuerySet) -> QuerySet:
+    """Rows of projects the user may manage; superusers see everything without a join."""
+    if request.user.is_superuser:
+        return qs
+    return qs.filter(project__in=visible_projects(request).values("pk"))
+
+
+def _count_subquery(qs: QuerySet) -> Coalesce:
+    # One correlated subquery per figure: joining comparisons and judgments in the outer query
+    # would multiply rows, and a subquery keeps the changelist at one SELECT for any row count.
+    counted = qs.order_by().values("project").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _progress_bar(done: int, total: int) -> str:
+    if not total:
+        return format_html('<span class="rh-muted">{}</span>', "nothing to judge")
+    percent = min(100, round(100 * done / total))
+    return format_html(
+        '<progress value="{}" max="{}" title="{}%">{}%</progress> {} / {} ({}%)',
+        min(done, total),
+        total,
+        percent,
+        percent,
+        done,
+        total,
+        percent,
+    )
+
+
+class VisibleProjectFilter(admin.RelatedFieldListFilter):
+    """The project filter, listing only the projects this user may manage (one query)."""
+
+    def field_choices(self, field, request, model_admin):
+        return [(p.pk, str(p)) for p in visible_projects(request).only("pk", "name")]
+
+
+class ProjectRaterFilter(admin.SimpleListFilter):
+    """Filter by rater, listing the raters of the projects this user may manage (one query)."""
+
+    title = "rater"
+    parameter_name = "rater"
+
+    def lookups(self, request, model_admin):
+        from accounts.models import User
+
+        raters = User.objects.filter(
+            rating_projects__in=visible_projects(request).values("pk")
+        ).distinct()
+        return [(str(u.pk), u.email) for u in raters.only("pk", "email")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(rater_id=self.value())
+        return queryset
+
+
+# --- projects -----------------------------------------------------------------------------
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label="JSONL file",
+        help_text="One comparison per line (see the import format in the README).",
+    )
+    skip_existing = forms.BooleanField(
+        required=False,
+        help_text="Skip lines whose external_id is already in the project instead of "
+        "rejecting the file.",
+    )
+
+
+def _set_status(queryset: QuerySet[Project], status: str) -> int:
+    return queryset.exclude(status=status).update(status=status, updated_at=timezone.now())
+
+
+@admin.action(description="Pause selected projects (stop new leases)", permissions=["change"])
+def pause_projects(modeladmin, request, queryset):
+    n = _set_status(queryset, Project.Status.PAUSED)
+    modeladmin.message_user(request, f"Paused {n} project(s).", messages.SUCCESS)
+
+
+@admin.action(description="Resume selected projects", permissions=["change"])
+def resume_projects(modeladmin, request, queryset):
+    n = _set_status(queryset, Project.Status.ACTIVE)
+    modeladmin.message_user(request, f"Resumed {n} project(s).", messages.SUCCESS)
+
+
+@admin.action(description="Archive selected projects", permissions=["change"])
+def archive_projects(modeladmin, request, queryset):
+    n = _set_status(queryset, Project.Status.ARCHIVED)
+    modeladmin.message_user(request, f"Archived {n} project(s).", messages.SUCCESS)
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    change_form_template = "admin/comparisons/project/change_form.html"
+    list_display = (
+        "name",
+        "slug",
+        "status",
+        "overlap",
+        "comparisons_progress",
+        "judgments_progress",
+    )
+    list_filter = ("status",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    autocomplete_fields = ("raters", "leads")
+    readonly_fields = ("created_by", "created_at", "updated_at")
+    actions = [pause_projects, resume_projects, archive_projects]
+    # (label, admin URL name taking the project pk): links on the project's change page.
+    project_links: list[tuple[str, str]] = [
+        ("Import comparisons", "admin:comparisons_project_import"),
+        ("Dashboard", "project_dashboard_by_pk"),
+    ]
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "description", "instructions", "status")}),
+        ("Queue", {"fields": ("overlap", "lease_seconds", "gold_rate")}),
+        (
+            "Rating scheme",
+            {
+                "fields": (
+                    "allow_tie",
+                    "allow_both_bad",
+                    "use_strength",
+                    "criteria",
+                    "rationale",
+                    "rationale_min_chars",
+                )
+            },
+        ),
+        (
+            "Rater quality",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "min_seconds_per_judgment",
+                    "gold_accuracy_threshold",
+                    "position_bias_threshold",
+                    "show_gold_accuracy_to_raters",
+                ),
+            },
+        ),
+        ("People", {"fields": ("leads", "raters")}),
+        ("History", {"classes": ("collapse",), "fields": readonly_fields}),
+    )
+
+    def get_queryset(self, request):
+        regular = Comparison.objects.filter(project=OuterRef("pk"), gold_choice__isnull=True)
+        judged = regular.order_by().values("project").annotate(n=Sum("judged_count")).values("n")
+        return (
+            super()
+            .get_queryset(request)
+            .filter(pk__in=visible_projects(request).values("pk"))
+            .annotate(
+                regular_total=_count_subquery(regular),
+                fully_judged=_count_subquery(regular.filter(judged_count__gte=OuterRef("overlap"))),
+                judgments_done=Coalesce(Subquery(judged, output_field=IntegerField()), 0),
+            )
+        )
+
+    @admin.display(description="Comparisons fully judged")
+    def comparisons_progress(self, obj: Project) -> str:
+        return _progress_bar(obj.fully_judged, obj.regular_total)
+
+    @admin.display(description="Judgments / target")
+    def judgments_progress(self, obj: Project) -> str:
+        return _progress_bar(obj.judgments_done, obj.regular_total * obj.overlap)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+            super().save_model(request, obj, form, change)
+            return
+        if "overlap" in form.changed_data:
+            # The queue owns open_slots: save everything else with the old overlap, then let
+            # change_overlap write the new one and move every comparison's slots with it.
+            from comparisons.queue import change_overlap
+
+            new_overlap = obj.overlap
+            obj.overlap = form.initial["overlap"]
+            super().save_model(request, obj, form, change)
+            change_overlap(obj, new_overlap)
+            obj.overlap = new_overlap
+            return
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change and not request.user.is_superuser:
+            # A lead who creates a project leads it; otherwise it would vanish from their admin.
+            form.instance.leads.add(request.user)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/import/",
+                self.admin_site.admin_view(self.import_view),
+                name="comparisons_project_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "project_links": [
+                (label, reverse(url_name, args=[object_id]))
+                for label, url_name in self.project_links
+            ],
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def import_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        project = self.get_object(request, object_id)  # scoped by get_queryset: None if hidden
+        if project is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, project):
+            raise PermissionDenied
+        result = None
+        if request.method == "POST":
+            form = ImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                result = self._run_import(project, form)
+                if result.ok:
+                    self.message_user(
+                        request,
+                        f"Imported {result.created} comparison(s)"
+                        f"{f', skipped {result.skipped} existing' if result.skipped else ''}.",
+                        messages.SUCCESS,
+                    )
+                else:
+                    self.message_user(
+                        request,
+                        f"The file was rejected: {result.error_count} bad line(s). Nothing was imported.",
+                        messages.ERROR,
+                    )
+        else:
+            form = ImportForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": project,
+            "project": project,
+            "form": form,
+            "result": result,
+            "title": f"Import comparisons into {project}",
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/comparisons/project/import.html", context)
+
+    @staticmethod
+    def _run_import(project: Project, form: ImportForm):
+        from comparisons.imports import import_comparisons
+
+        upload = form.cleaned_data["file"]
+        # Iterating an UploadedFile yields its lines chunk by chunk (bytes): the file is
+        # streamed from memory or its temporary file, never read whole.
+        return import_comparisons(
+            project, iter(upload), skip_existing=form.cleaned_data["skip_existing"]
+        )
+
+
+# --- comparisons --------------------------------------------------------------------------
+
+
+class GoldFilter(admin.SimpleListFilter):
+    title = "gold"
+    parameter_name = "gold"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Gold"), ("no", "Regular")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(gold_choice__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(gold_choice__isnull=True)
+        return queryset
+
+
+class PriorityFilter(admin.SimpleListFilter):
+    # Fixed buckets rather than a DISTINCT over the whole table.
+    title = "priority"
+    parameter_name = "priority"
+
+    def lookups(self, request, model_admin):
+        return [("high", "Raised (> 0)"), ("normal", "Normal (0)"), ("low", "Lowered (< 0)")]
+
+    def queryset(self, request, queryset):
+        lookup = {"high": "priority__gt", "normal": "priority", "low": "priority__lt"}.get(
+            self.value() or ""
+        )
+        return queryset.filter(**{lookup: 0}) if lookup else queryset
+
+
+class FullyJudgedFilter(admin.SimpleListFilter):
+    title = "fully judged"
+    parameter_name = "fully_judged"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(judged_count__gte=F("project__overlap"))
+        if self.value() == "no":
+            return queryset.filter(judged_count__lt=F("project__overlap"))
+        return queryset
+
+
+class ResponseInline(admin.StackedInline):
+    model = Response
+    extra = 0
+    min_num = 2
+    fields = ("position", "model_name", "content")
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = (
+        "external_id",
+        "project",
+        "prompt_excerpt",
+        "is_gold",
+        "priority",
+        "judged_count",
+        "open_slots",
+        "created_at",
+    )
+    list_select_related = ("project",)
+    list_filter = (
+        ("project", VisibleProjectFilter),
+        GoldFilter,
+        PriorityFilter,
+        FullyJudgedFilter,
+    )
+    search_fields = ("external_id", "prompt")
+    inlines = [ResponseInline]
+    readonly_fields = ("open_slots", "judged_count", "lease_count", "created_at")
+    fields = (
+        "project",
+        "external_id",
+        "prompt",
+        "metadata",
+        "priority",
+        "gold_choice",
+        *readonly_fields,
+    )
+    list_per_page = 100
+    show_full_result_count = False  # skip a second COUNT over the whole (unfiltered) table
+
+    def get_queryset(self, request):
+        return _scope_to_visible_projects(request, super().get_queryset(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "project":
+            kwargs["queryset"] = visible_projects(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a comparison between projects would corrupt both projects' counters, and
+        # turning gold on or off would strand its open slots (gold is picked separately).
+        if obj is not None:
+            return ("project", "gold_choice", *self.readonly_fields)
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.gold_choice is None:
+            # As an import would: a new regular comparison has `overlap` open slots.
+            obj.open_slots = obj.project.overlap
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="Prompt")
+    def prompt_excerpt(self, obj: Comparison) -> str:
+        prompt = obj.prompt
+        if isinstance(prompt, list) and prompt and isinstance(prompt[-1], dict):
+            text = str(prompt[-1].get("content", ""))
+        else:
+            text = str(prompt)
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.display(description="Gold", boolean=True)
+    def is_gold(self, obj: Comparison) -> bool:
+        return obj.gold_choice is not None
+
+
+# --- judgments (read-only) ----------------------------------------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the admin shows but never adds, edits or deletes (judgments are never lost)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Judgment)
+class JudgmentAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "project",
+        "comparison",
+        "rater",
+        "choice",
+        "strength",
+        "swapped",
+        "is_gold",
+        "is_late",
+        "counted",
+        "duration_ms",
+        "created_at",
+    )
+    list_select_related = ("project", "comparison", "rater")
+    list_filter = (
+        ("project", VisibleProjectFilter),
+        ProjectRaterFilter,
+        "choice",
+        "is_late",
+        "is_gold",
+        "counted",
+    )
+    search_fields = ("comparison__external_id", "rater__email")
+    ordering = ("-id",)
+    list_per_page = 100
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return _scope_to_visible_projects(request, super().get_queryset(request))
+
+
+# --- assignments (leases) -----------------------------------------------------------------
+
+
+class LeaseStateFilter(admin.SimpleListFilter):
+    title = "lease"
+    parameter_name = "lease"
+
+    def lookups(self, request, model_admin):
+        return [("live", "Active, not expired"), ("overdue", "Active, past expiry")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "live":
+            return queryset.filter(status=Assignment.Status.ACTIVE, expires_at__gt=now)
+        if self.value() == "overdue":
+            return queryset.filter(status=Assignment.Status.ACTIVE, expires_at__lte=now)
+        return queryset
+
+
+@admin.action(
+    description="Release the active leases of the selected assignments' raters",
+    permissions=["release"],
+)
+def release_active_leases(modeladmin, request, queryset):
+    from accounts.models import User
+    from comparisons.queue import release_leases
+
+    pairs = list(
+        queryset.filter(status=Assignment.Status.ACTIVE)
+        .order_by()
+        .values_list("rater_id", "project_id")
+        .distinct()
+    )
+    raters = User.objects.in_bulk({rater_id for rater_id, _ in pairs})
+    projects = Project.objects.in_bulk({project_id for _, project_id in pairs})
+    released = 0
+    for rater_id, project_id in pairs:
+        released += release_leases(rater=raters[rater_id], project=projects[project_id])
+    modeladmin.message_user(request, f"Released {released} active lease(s).", messages.SUCCESS)
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "project",
+        "comparison",
+        "rater",
+        "status",
+        "swapped",
+        "leased_at",
+        "expires_at",
+        "lease_left",
+    )
+    list_select_related = ("project", "comparison", "rater")
+    list_filter = (
+        ("project", VisibleProjectFilter),
+        LeaseStateFilter,
+        "status",
+        ProjectRaterFilter,
+    )
+    search_fields = ("comparison__external_id", "rater__email")
+    actions = [release_active_leases]
+    list_per_page = 100
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return _scope_to_visible_projects(request, super().get_queryset(request))
+
+    def has_release_permission(self, request) -> bool:
+        # Releasing changes the queue, not the assignment's history: leads may do it.
+        return request.user.has_perm("comparisons.change_project")
+
+    @admin.display(description="Lease left")
+    def lease_left(self, obj: Assignment) -> str:
+        if obj.status != Assignment.Status.ACTIVE:
+            return "—"
+        seconds = int((obj.expires_at - timezone.now()).total_seconds())
+        if seconds <= 0:
+            return "expired"
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+# --- exports (issue 5; owned by the exports work) -------------------------------------------
+# The "Export…" project action opens a small form and queues one ExportJob per selected
+# project; the ExportJob list shows each job's status with a progress cell that polls itself
+# (htmx) until the job has finished, then offers the file and its manifest.
+
+from django.contrib.admin import helpers  # noqa: E402
+from django.db import transaction  # noqa: E402
+from django.http import HttpResponseRedirect  # noqa: E402
+from django.template.loader import render_to_string  # noqa: E402
+
+from comparisons.exports import (  # noqa: E402
+    AGGREGATIONS,
+    ExportError,
+    create_export_job,
+    enqueue_export,
+)
+from comparisons.models import ExportFormat, ExportJob  # noqa: E402
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=ExportFormat.choices)
+    aggregation = forms.ChoiceField(
+        choices=[(a, a) for a in AGGREGATIONS],
+        initial="majority",
+        help_text="Pairwise formats: majority (more than half the votes), unanimous, or all "
+        "(every judgment its own row).",
+    )
+    since = forms.DateTimeField(required=False, help_text="Judgments created at or after.")
+    until = forms.DateTimeField(required=False, help_text="Judgments created before.")
+    min_judgments = forms.IntegerField(required=False, min_value=1)
+    min_agreement = forms.FloatField(required=False, min_value=0, max_value=1)
+    include_gold = forms.BooleanField(required=False)
+    include_late = forms.BooleanField(required=False)
+    exclude_raters = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="E-mail addresses, separated by commas or new lines.",
+    )
+    min_gold_accuracy = forms.FloatField(required=False, min_value=0, max_value=1)
+    min_rater_quality = forms.FloatField(required=False, min_value=0, max_value=1)
+
+    def export_options(self) -> dict:
+        data = dict(self.cleaned_data)
+        data.pop("format")
+        if data["since"]:
+            data["since"] = data["since"].isoformat()
+        if data["until"]:
+            data["until"] = data["until"].isoformat()
+        return {k: v for k, v in data.items() if v not in (None, "", False)}
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        from accounts.models import User
+        from comparisons.exports import parse_options
+
+        try:
+            opts = parse_options(cleaned["format"], **self.export_options())
+        except ExportError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        known = set(
+            User.objects.filter(email__in=opts.exclude_raters).values_list("email", flat=True)
+        )
+        missing = [e for e in opts.exclude_raters if e not in {k.lower() for k in known}]
+        if missing:
+            self.add_error("exclude_raters", f"No user with e-mail {', '.join(missing)}.")
+        return cleaned
+
+
+@admin.action(description="Export…", permissions=["view"])
+def export_projects(modeladmin, request, queryset):
+    if not request.user.has_perm("comparisons.add_exportjob"):
+        raise PermissionDenied
+    projects = list(queryset)  # already scoped to the projects this user may manage
+    if "apply" in request.POST:
+        form = ExportForm(request.POST)
+        if form.is_valid():
+            with transaction.atomic():
+                for project in projects:
+                    job = create_export_job(
+                        project=project,
+                        format=form.cleaned_data["format"],
+                        requested_by=request.user,
+                        options=form.export_options(),
+                    )
+                    enqueue_export(job)  # sent once this transaction commits
+            modeladmin.message_user(request, f"Queued {len(projects)} export(s).", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
+    else:
+        form = ExportForm()
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Export preferences",
+        "opts": modeladmin.model._meta,
+        "projects": projects,
+        "form": form,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/comparisons/export_form.html", context)
+
+
+ProjectAdmin.actions = [*ProjectAdmin.actions, export_projects]
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "project",
+        "format",
+        "progress_cell",
+        "counts",
+        "requested_by",
+        "created_at",
+    )
+    list_select_related = ("project", "requested_by")
+    list_filter = (("project", VisibleProjectFilter), "status", "format")
+    list_per_page = 50
+    show_full_result_count = False
+    readonly_fields = (
+        "project",
+        "format",
+        "options",
+        "progress_cell",
+        "counts",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "sha256",
+        "error",
+        "manifest_json",
+    )
+    fields = readonly_fields
+
+    class Media:
+        js = ("django_htmx/htmx-2.min.js",)
+
+    def get_queryset(self, request):
+        return _scope_to_visible_projects(request, super().get_queryset(request))
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def delete_model(self, request, obj):
+        obj.file.delete(save=False)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            job.file.delete(save=False)
+        super().delete_queryset(request, queryset)
+
+    @admin.display(description="Status")
+    def progress_cell(self, obj: ExportJob) -> str:
+        return render_to_string("admin/comparisons/export_progress.html", {"job": obj})
+
+    @admin.display(description="Rows")
+    def counts(self, obj: ExportJob) -> str:
+        counts = (obj.manifest or {}).get("counts")
+        if not counts:
+            return "—"
+        dropped = ", ".join(f"{k} {v}" for k, v in counts.get("rows_dropped", {}).items())
+        return format_html(
+            "{} rows from {} judgments{}",
+            counts["rows_written"],
+            counts["judgments"],
+            f"; dropped {dropped}" if dropped else "",
+        )
+
+    @admin.display(description="Manifest")
+    def manifest_json(self, obj: ExportJob) -> str:
+        import json
+
+        return format_html("<pre>{}</pre>", json.dumps(obj.manifest, indent=2, ensure_ascii=False))

@@ -1,0 +1,487 @@
+"""Import comparisons from JSON Lines: one comparison per line, all or nothing.
+
+A line (DESIGN.md's contract, plus `priority`):
+
+    {"external_id": "q-0001",
+     "prompt": "Explain TCP slow start.",            # or [{"role": "user", "content": "..."}, ...]
+     "responses": [{"model": "m-a", "content": "..."}, {"model": "m-b", "content": "..."}],
+     "metadata": {"source": "eval-set-3"},           # optional object
+     "priority": 5,                                   # optional integer, higher is rated first
+     "gold": {"choice": "a"}}                         # optional: a, b, tie or both_bad
+
+Rules beyond the contract, chosen so that what is imported is what training code expects:
+- `external_id` is a non-empty string of at most 200 characters (an integer is accepted and
+  stored as its decimal text). It must be unique in the file and new to the project, unless
+  `skip_existing`, which skips lines whose id the project already has.
+- A string prompt is one user message. A message list uses the roles system, user and
+  assistant, and its last message must be a user turn: the responses answer that turn, and TRL
+  and OpenAI preference data both expect the prompt to end with it.
+- `responses` has at least two entries; pairwise rating compares the first two ("a", "b").
+- Unknown fields are errors, not silently dropped (a typo like "gold_choice" would otherwise
+  lose the gold answer); put extra data in `metadata`. `null` for an optional field means absent.
+- A gold choice must be one the project's rating scheme allows raters to give.
+- Text may not contain NUL characters or invalid Unicode (PostgreSQL cannot store them), and no
+  content may exceed the limit (settings.RATERHUB_IMPORT_MAX_CONTENT_CHARS by default).
+
+The file is streamed: lines are validated one at a time and written in batches of
+settings.RATERHUB_IMPORT_BATCH_SIZE (one query for the batch's existing ids, then bulk inserts),
+inside one transaction. After the first bad line nothing more is written, but validation goes
+on so that every bad line is counted (the first MAX_REPORTED_ERRORS are kept), and the
+transaction is rolled back at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from comparisons.models import Choice, Comparison, Project, Response
+
+MAX_REPORTED_ERRORS = 50
+MAX_ID_CHARS = 200  # Comparison.external_id and Response.model_name are CharField(200).
+ROLES = ("system", "user", "assistant")
+FIELDS = ("external_id", "prompt", "responses", "metadata", "priority", "gold")
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # IntegerField's range on every backend.
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: int
+    message: str
+    # "invalid" for a bad line; "exists" for an id the project already has (skip_existing
+    # would skip it), so callers can suggest that option.
+    code: str = "invalid"
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    gold: int = 0  # of `created`, how many are gold comparisons
+    skipped: int = 0
+    total_lines: int = 0  # lines read, blank ones included
+    error_count: int = 0  # bad lines, all of them; `errors` keeps the first few
+    errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    @property
+    def unreported_errors(self) -> int:
+        return self.error_count - len(self.errors)
+
+
+@dataclass
+class _Record:
+    line: int
+    external_id: str
+    prompt: list[dict[str, str]]
+    responses: list[tuple[str, str]]
+    metadata: dict[str, Any]
+    priority: int
+    gold_choice: str | None
+
+
+class _Invalid(Exception):
+    pass
+
+
+class _Rejected(Exception):
+    pass
+
+
+def import_comparisons(
+    project: Project,
+    lines: Iterable[str | bytes],
+    *,
+    skip_existing: bool = False,
+    max_content_chars: int | None = None,
+) -> ImportResult:
+    """Import JSON Lines into `project`; on any bad line import nothing and report every one.
+
+    `lines` is any iterable of str or bytes lines (an open file, an upload, a list). Bad data
+    never raises: it comes back as `result.errors`.
+    """
+    limit = (
+        max_content_chars
+        if max_content_chars is not None
+        else settings.RATERHUB_IMPORT_MAX_CONTENT_CHARS
+    )
+    result = ImportResult()
+    try:
+        with transaction.atomic():
+            # Two imports into one project serialize here, so a batch's existing-id check can't
+            # race the other import's insert. NO KEY UPDATE still lets raters insert leases and
+            # judgments that reference the project. Also reads the overlap current right now.
+            locked = (
+                Project.objects.select_for_update(no_key=True)
+                .only("overlap", "allow_tie", "allow_both_bad")
+                .get(pk=project.pk)
+            )
+            importer = _Importer(
+                locked,
+                result=result,
+                skip_existing=skip_existing,
+                limit=limit,
+                batch_size=max(1, settings.RATERHUB_IMPORT_BATCH_SIZE),
+            )
+            importer.feed_all(lines)
+            importer.flush()
+            if result.error_count:
+                raise _Rejected
+    except _Rejected:
+        result.created = result.gold = result.skipped = 0
+    return result
+
+
+class _Importer:
+    def __init__(
+        self,
+        project: Project,
+        *,
+        result: ImportResult,
+        skip_existing: bool,
+        limit: int,
+        batch_size: int,
+    ):
+        self.project = project
+        self.result = result
+        self.skip_existing = skip_existing
+        self.limit = limit
+        self.batch_size = batch_size
+        self.overlap = project.overlap
+        self.allowed_gold = set(project.allowed_choices())
+        self.seen: dict[str, int] = {}  # external_id -> line, to report duplicates in the file
+        self.batch: list[_Record] = []
+        # Errors of the lines since the last flush; the flush adds the batch's "exists" errors
+        # and files them all in line order.
+        self.batch_errors: list[LineError] = []
+
+    def feed_all(self, lines: Iterable[str | bytes]) -> None:
+        number, iterator = 0, iter(lines)
+        while True:
+            try:
+                raw = next(iterator)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                # A text stream opened with strict decoding fails inside the iterator and can't
+                # be resumed. It decodes ahead in chunks, so the bad byte is here or a bit later.
+                self.batch_errors.append(
+                    LineError(
+                        number + 1, "not valid UTF-8 text (here or just after); reading stopped"
+                    )
+                )
+                return
+            number += 1
+            self.feed(number, raw)
+
+    def feed(self, number: int, raw: str | bytes) -> None:
+        self.result.total_lines = number
+        try:
+            text = _decode(raw, first=number == 1)
+            if not text.strip():
+                return
+            record = self.parse(number, text)
+        except _Invalid as exc:
+            self.batch_errors.append(LineError(number, str(exc)))
+            if len(self.batch_errors) >= self.batch_size:
+                self.flush()  # keeps memory flat for a file that is bad throughout
+            return
+        self.batch.append(record)
+        if len(self.batch) >= self.batch_size:
+            self.flush()
+
+    def parse(self, number: int, text: str) -> _Record:
+        try:
+            data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        except RecursionError:
+            raise _Invalid("not valid JSON: nested too deeply") from None
+        except json.JSONDecodeError as exc:
+            raise _Invalid(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+        except ValueError as exc:
+            raise _Invalid(f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise _Invalid(f"not a JSON object (got {_kind(data)})")
+
+        problems: list[str] = []
+        unknown = [key for key in data if key not in FIELDS]
+        if unknown:
+            problems.append(f"{_unknown(unknown)} (put extra data in metadata)")
+
+        external_id = self.check(problems, _external_id, data.get("external_id"))
+        if external_id is not None:
+            first = self.seen.setdefault(external_id, number)
+            if first != number:
+                problems.append(f"external_id {external_id!r}: duplicate of line {first}")
+        prompt = self.check(problems, self._prompt, data.get("prompt"))
+        responses = self.check(problems, self._responses, data.get("responses"))
+        metadata = self.check(problems, self._metadata, data.get("metadata"))
+        priority = self.check(problems, _priority, data.get("priority"))
+        gold = self.check(problems, self._gold, data.get("gold"))
+
+        if problems:
+            raise _Invalid("; ".join(problems))
+        return _Record(number, external_id, prompt, responses, metadata, priority, gold)
+
+    @staticmethod
+    def check(problems: list[str], validate, value):
+        try:
+            return validate(value)
+        except _Invalid as exc:
+            problems.append(str(exc))
+            return None
+
+    def _text(self, where: str, value: Any, *, limit: bool = True) -> str:
+        if value is None:
+            raise _Invalid(f"{where}: missing")
+        if not isinstance(value, str):
+            raise _Invalid(f"{where}: must be a string (got {_kind(value)})")
+        if not value.strip():
+            raise _Invalid(f"{where}: is empty")
+        if limit and len(value) > self.limit:
+            raise _Invalid(f"{where}: {len(value):,} characters, over the limit of {self.limit:,}")
+        _check_storable(where, value)
+        return value
+
+    def _prompt(self, value: Any) -> list[dict[str, str]]:
+        if isinstance(value, str):
+            return [{"role": "user", "content": self._text("prompt", value)}]
+        if value is None:
+            raise _Invalid("prompt: missing")
+        if not isinstance(value, list):
+            raise _Invalid(
+                f"prompt: must be a string or a list of {{role, content}} messages (got {_kind(value)})"
+            )
+        if not value:
+            raise _Invalid("prompt: is an empty list")
+        messages = []
+        for i, message in enumerate(value):
+            where = f"prompt[{i}]"
+            if not isinstance(message, dict):
+                raise _Invalid(f"{where}: must be an object with role and content")
+            _no_extra_keys(where, message, ("role", "content"))
+            role = message.get("role")
+            if role is None:
+                raise _Invalid(f"{where}.role: missing")
+            if role not in ROLES:
+                raise _Invalid(
+                    f"{where}.role: unknown role {role!r} (expected system, user or assistant)"
+                )
+            content = self._text(f"{where}.content", message.get("content"))
+            messages.append({"role": role, "content": content})
+        if messages[-1]["role"] != "user":
+            raise _Invalid(
+                f"prompt: the last message must be a user turn (got {messages[-1]['role']!r})"
+            )
+        return messages
+
+    def _responses(self, value: Any) -> list[tuple[str, str]]:
+        if value is None:
+            raise _Invalid("responses: missing")
+        if not isinstance(value, list):
+            raise _Invalid(f"responses: must be a list (got {_kind(value)})")
+        if len(value) < 2:
+            raise _Invalid("responses: needs at least two entries")
+        responses = []
+        for i, response in enumerate(value):
+            where = f"responses[{i}]"
+            if not isinstance(response, dict):
+                raise _Invalid(f"{where}: must be an object with model and content")
+            _no_extra_keys(where, response, ("model", "content"))
+            model = self._text(f"{where}.model", response.get("model"), limit=False)
+            if len(model) > MAX_ID_CHARS:
+                raise _Invalid(f"{where}.model: longer than {MAX_ID_CHARS} characters")
+            responses.append((model, self._text(f"{where}.content", response.get("content"))))
+        return responses
+
+    def _metadata(self, value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _Invalid(f"metadata: must be an object (got {_kind(value)})")
+        # Walk it without recursion: a hostile line may nest deeply.
+        size, stack = 0, [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, str):
+                _check_storable("metadata", item)
+                size += len(item)
+        if size > self.limit:
+            raise _Invalid(
+                f"metadata: {size:,} characters of text, over the limit of {self.limit:,}"
+            )
+        return value
+
+    def _gold(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or "choice" not in value:
+            raise _Invalid('gold: must be an object like {"choice": "a"}')
+        _no_extra_keys("gold", value, ("choice",))
+        choice = value["choice"]
+        if choice not in Choice.values:
+            raise _Invalid(
+                f"gold.choice: {choice!r} names no response (expected a, b, tie or both_bad)"
+            )
+        if choice not in self.allowed_gold:
+            raise _Invalid(f"gold.choice: {choice!r} is not a choice this project allows")
+        return choice
+
+    def flush(self) -> None:
+        batch, errors = self.batch, self.batch_errors
+        self.batch, self.batch_errors = [], []
+        if batch:
+            existing = set(
+                Comparison.objects.filter(
+                    project=self.project, external_id__in=[r.external_id for r in batch]
+                ).values_list("external_id", flat=True)
+            )
+            if existing:
+                if self.skip_existing:
+                    self.result.skipped += sum(r.external_id in existing for r in batch)
+                else:
+                    errors.extend(
+                        LineError(
+                            r.line,
+                            f"external_id {r.external_id!r}: already exists in this project",
+                            code="exists",
+                        )
+                        for r in batch
+                        if r.external_id in existing
+                    )
+                batch = [r for r in batch if r.external_id not in existing]
+        if errors:
+            errors.sort(key=lambda e: e.line)
+            room = MAX_REPORTED_ERRORS - len(self.result.errors)
+            self.result.errors.extend(errors[: max(room, 0)])
+            self.result.error_count += len(errors)
+        # Once the file is known to be bad, stop writing: the transaction will be rolled back.
+        if batch and not self.result.error_count:
+            self.insert(batch)
+
+    def insert(self, batch: list[_Record]) -> None:
+        comparisons = Comparison.objects.bulk_create(
+            Comparison(
+                project=self.project,
+                external_id=r.external_id,
+                prompt=r.prompt,
+                metadata=r.metadata,
+                priority=r.priority,
+                gold_choice=r.gold_choice,
+                # Gold comparisons are served by the gold rate, never by the open-slot pick.
+                open_slots=0 if r.gold_choice else self.overlap,
+            )
+            for r in batch
+        )
+        Response.objects.bulk_create(
+            Response(comparison_id=c.pk, position=i, model_name=model, content=content)
+            for c, r in zip(comparisons, batch, strict=True)
+            for i, (model, content) in enumerate(r.responses)
+        )
+        self.result.created += len(comparisons)
+        self.result.gold += sum(r.gold_choice is not None for r in batch)
+
+
+def _decode(raw: str | bytes, *, first: bool) -> str:
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Invalid("not valid UTF-8 text") from None
+    else:
+        text = raw
+        # A file opened with errors="surrogateescape" turns undecodable bytes into lone
+        # surrogates; report the line instead of failing on it later.
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Invalid("not valid UTF-8 text") from None
+    if first and text.startswith("\ufeff"):
+        text = text[1:]  # a byte-order mark that editors on Windows add
+    return text
+
+
+def _external_id(value: Any) -> str:
+    if value is None:
+        raise _Invalid("external_id: missing")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _Invalid(f"external_id: must be a string (got {_kind(value)})")
+    if not value.strip():
+        raise _Invalid("external_id: is empty")
+    if len(value) > MAX_ID_CHARS:
+        raise _Invalid(f"external_id: longer than {MAX_ID_CHARS} characters")
+    _check_storable("external_id", value)
+    return value
+
+
+def _priority(value: Any) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Invalid(f"priority: must be an integer (got {_kind(value)})")
+    if not INT_MIN <= value <= INT_MAX:
+        raise _Invalid(f"priority: must be between {INT_MIN} and {INT_MAX}")
+    return value
+
+
+def _no_extra_keys(where: str, value: dict, allowed: tuple[str, ...]) -> None:
+    extra = [key for key in value if key not in allowed]
+    if extra:
+        raise _Invalid(f"{where}: {_unknown(extra)} (expected {', '.join(allowed)})")
+
+
+def _unknown(keys: list[str]) -> str:
+    names = ", ".join(repr(key) for key in keys)
+    return f"unknown field{'s' if len(keys) > 1 else ''} {names}"
+
+
+def _check_storable(where: str, value: str) -> None:
+    if "\x00" in value:
+        raise _Invalid(f"{where}: contains a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Invalid(f"{where}: contains invalid Unicode (a lone surrogate)") from None
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)

@@ -1,0 +1,672 @@
+"""The assignment queue: who rates what next, leases, judgments, skips.
+
+Every function here claims work atomically and keeps the Comparison counters (open_slots,
+judged_count, lease_count) in step with F() updates inside the same transaction as the
+Assignment/Judgment rows they count. For a regular comparison the invariant is
+
+    open_slots == project.overlap - active leases - counted judgments
+
+(it may go below zero after a lead lowers the overlap under work already handed out; the
+pick index covers only rows where it is positive). Gold comparisons take no slot: any number
+of raters may judge them, each at most once.
+
+Concurrency: on PostgreSQL the pick is `SELECT … FOR NO KEY UPDATE SKIP LOCKED` on the partial
+index comparison_pick_idx, so raters never wait on each other; when that finds nothing it
+looks again, waiting for one locked row at a time (_pick_exact), so a rater is never told
+"done" while a row someone held for a moment still had a slot for them. On SQLite the settings open every transaction with BEGIN IMMEDIATE, so queue writes
+serialize; the conditional `open_slots > 0` UPDATE with its row count is the guard either way.
+The unique constraints on Assignment are the last line against a racing double "next".
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BooleanField, F
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from comparisons.models import (
+    Assignment,
+    Choice,
+    Comparison,
+    Flag,
+    Judgment,
+    Project,
+    Strength,
+)
+
+EMPTY_NOT_MEMBER = "not_member"
+EMPTY_PAUSED = "paused"
+EMPTY_ARCHIVED = "archived"
+EMPTY_DONE = "done"
+
+RELEASED_REASON = "Released by a project lead."
+RECLAIM_BATCH = 500
+# Exact picks retry while the rows they waited for keep changing under them; each retry means
+# someone else made progress, so this bound is only reached in a stampede. Then: None ("done"
+# for now), and the next request looks again.
+EXACT_ATTEMPTS = 20
+MAX_DURATION_MS = 2_147_483_647  # PositiveIntegerField's upper bound on every backend.
+
+ACTIVE = Assignment.Status.ACTIVE
+SUBMITTED = Assignment.Status.SUBMITTED
+SKIPPED = Assignment.Status.SKIPPED
+EXPIRED = Assignment.Status.EXPIRED
+
+
+# --- reads -------------------------------------------------------------------------------
+
+
+def _membership(rater, project: Project) -> tuple[str, int, float, int | None] | None:
+    """(status, lease_seconds, gold_rate, live lease id) fresh from the database in one query,
+    or None if the rater is not a member.
+
+    Fresh, so that a lead pausing the project stops new leases at once even for a caller
+    holding an old Project instance. Hand-written SQL because it runs on every page load and
+    the ORM spent more CPU compiling it than the database spent answering.
+    """
+    members = Project.raters.field
+    sql = (
+        "SELECT p.status, p.lease_seconds, p.gold_rate, "
+        f'(SELECT a.id FROM "{Assignment._meta.db_table}" a WHERE a.project_id = p.id '
+        "AND a.rater_id = %s AND a.status = %s LIMIT 1) "
+        f'FROM "{Project._meta.db_table}" p JOIN "{members.m2m_db_table()}" m '
+        f'ON m."{members.m2m_column_name()}" = p.id '
+        f'WHERE p.id = %s AND m."{members.m2m_reverse_name()}" = %s'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [rater.pk, ACTIVE.value, project.pk, rater.pk])
+        return cursor.fetchone()
+
+
+def empty_reason(rater, project: Project) -> str:
+    """Why next_assignment returned None: "not_member", "paused", "archived" or "done"."""
+    row = _membership(rater, project)
+    if row is None:
+        return EMPTY_NOT_MEMBER
+    if row[0] == Project.Status.PAUSED:
+        return EMPTY_PAUSED
+    if row[0] == Project.Status.ARCHIVED:
+        return EMPTY_ARCHIVED
+    return EMPTY_DONE
+
+
+def _live_lease(rater, project: Project, *, now: datetime, lease_seconds: int) -> Assignment | None:
+    lease = (
+        Assignment.objects.select_related("comparison")
+        .filter(project=project, rater=rater, status=ACTIVE)
+        .order_by()
+        .first()
+    )
+    if lease is None or lease.expires_at > now:
+        return lease
+    # Past its expiry but still active means nobody reclaimed it, so its slot is still held:
+    # hand it back renewed rather than burn the comparison for this rater. The status check
+    # loses cleanly to a reclaim that got there first.
+    expires_at = now + timedelta(seconds=lease_seconds)
+    if not Assignment.objects.filter(pk=lease.pk, status=ACTIVE).update(expires_at=expires_at):
+        return None
+    lease.expires_at = expires_at
+    return lease
+
+
+# --- next_assignment ---------------------------------------------------------------------
+
+
+def next_assignment(rater, project: Project) -> Assignment | None:
+    """The rater's live lease in the project, else a newly leased comparison, else None.
+
+    - A live lease is returned while the project is paused or archived too (work in hand);
+      one past its expiry that nobody reclaimed yet is renewed and returned.
+    - A new lease only in an active project: a comparison this rater never had (skips
+      included) with an open slot, by priority, then most judgments, then id; on gold turns
+      (see _is_gold_turn) a gold comparison they never had, if any is left. Gold is served on
+      gold turns only, so once the regular work is done so is the rater.
+    - None means nothing is available to this rater now; `empty_reason` says why.
+    """
+    row = _membership(rater, project)
+    if row is None:
+        return None
+    status, lease_seconds, gold_rate, live_id = row
+    now = timezone.now()
+    if live_id is not None:
+        lease = _live_lease(rater, project, now=now, lease_seconds=lease_seconds)
+        if lease is not None:
+            return lease
+    if status != Project.Status.ACTIVE:
+        return None
+
+    lease = _lease_new(
+        rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=False
+    )
+    if lease is None and connection.features.has_select_for_update_skip_locked:
+        # SKIP LOCKED may have passed over rows another transaction holds only briefly
+        # (a pick that leaves slots over, a reclaim about to free one). Wait for them this once
+        # so "done" is exact; it costs nothing while there is work, which is the common case.
+        # The blocking reclaim commits on its own: a pick that waits must hold no locks.
+        _reclaim(project_id=project.pk, now=now, skip_locked=False)
+        lease = _lease_new(
+            rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=True
+        )
+    return lease
+
+
+def _is_gold_turn(rater, project: Project, gold_rate: float) -> bool:
+    """Deterministic mix: gold on the leases where floor(n * gold_rate) steps up.
+
+    With gold_rate 0.1 the 10th, 20th, … lease of each rater is gold (when gold is left),
+    so every rater sees the same share and tests can predict it.
+    """
+    if gold_rate <= 0:
+        return False
+    n = Assignment.objects.filter(rater=rater, project=project).count()
+    eps = 1e-9  # 10 * 0.1 must count as 1.0
+    return math.floor((n + 1) * gold_rate + eps) > math.floor(n * gold_rate + eps)
+
+
+def _lease_new(
+    rater, project: Project, *, lease_seconds: int, gold_rate: float, exact: bool
+) -> Assignment | None:
+    for _ in range(EXACT_ATTEMPTS if exact else 3):
+        try:
+            with transaction.atomic():
+                if not exact:
+                    # Expired leases first, so their slots can go to this very pick.
+                    _reclaim(project_id=project.pk, now=timezone.now(), skip_locked=True)
+                return _lease_in_transaction(
+                    rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=exact
+                )
+        except _RowChanged:
+            continue  # rolled back, which released the row; look again
+        except IntegrityError:
+            # A racing "next" of the same rater (double click, two tabs) leased first; the
+            # unique constraints rolled ours back. Give this request that lease too.
+            lease = _live_lease(rater, project, now=timezone.now(), lease_seconds=lease_seconds)
+            if lease is not None:
+                return lease
+    return None
+
+
+def _not_assigned_to(rater) -> RawSQL:
+    """NOT EXISTS (a lease of this comparison to the rater), probed row by row.
+
+    The pick walks the index past the comparisons this rater already had that are still open
+    (their own judgments moved them up the "finish what has started" order), so each check
+    must be one probe of the (comparison, rater) unique index, a handful of rows. A plain
+    NOT EXISTS lets PostgreSQL plan an anti-join that rescans or hashes the rater's whole
+    history per pick; OFFSET 0 keeps the subquery a per-row probe (a planner fence), and the
+    unary + on rater_id keeps it off the rater_id indexes, which statistics that lag a busy
+    rater's growing history make look just as cheap (the same idiom works on SQLite).
+    """
+    return RawSQL(
+        f'NOT EXISTS (SELECT 1 FROM "{Assignment._meta.db_table}" seen '
+        f'WHERE seen."comparison_id" = "{Comparison._meta.db_table}"."id" '
+        'AND +seen."rater_id" = %s LIMIT 1 OFFSET 0)',
+        (rater.pk,),
+        output_field=BooleanField(),
+    )
+
+
+def _open_for(rater, project: Project):
+    return (
+        Comparison.objects.filter(project=project, open_slots__gt=0, gold_choice__isnull=True)
+        .filter(_not_assigned_to(rater))
+        .order_by("-priority", "-judged_count", "id")
+    )
+
+
+def pick_queryset(rater, project: Project, *, skip_locked: bool = True):
+    """The pick: open regular comparisons the rater never had, in pick order, locked.
+
+    Matches the partial index comparison_pick_idx (condition and order) so PostgreSQL walks the
+    index from the top and stops at the first row it can lock: flat from 1k to 1M comparisons.
+    Exposed for the benchmark's EXPLAIN.
+    """
+    return _open_for(rater, project).select_for_update(skip_locked=skip_locked, no_key=True)
+
+
+class _RowChanged(Exception):
+    """The exact pick waited for a row that no longer fits; roll back to release it."""
+
+
+def _pick_exact(rater, project: Project) -> Comparison | None:
+    """The first open comparison for the rater, waiting for its lock if another holds it.
+
+    A plain read names the candidate (it sees rows others hold locked), then we lock that one
+    row and nothing else. A scan that waits row by row would keep every row it waited for
+    and found changed, and two such scans deadlock; one row at a time, holding nothing else
+    while waiting, cannot.
+    """
+    candidate = _open_for(rater, project).values_list("id", flat=True).first()
+    if candidate is None:
+        return None
+    comparison = pick_queryset(rater, project, skip_locked=False).filter(pk=candidate).first()
+    if comparison is None:
+        raise _RowChanged
+    return comparison
+
+
+def _lease_in_transaction(
+    rater, project: Project, *, lease_seconds: int, gold_rate: float, exact: bool
+) -> Assignment | None:
+    if _is_gold_turn(rater, project, gold_rate):
+        gold = (
+            Comparison.objects.filter(project=project, gold_choice__isnull=False)
+            .filter(_not_assigned_to(rater))
+            .order_by("id")
+            .first()
+        )
+        if gold is not None:
+            # Gold takes no slot; lease_count only alternates its display order.
+            Comparison.objects.filter(pk=gold.pk).update(lease_count=F("lease_count") + 1)
+            return _create_lease(rater, project, gold, lease_seconds=lease_seconds)
+
+    for _ in range(3):
+        pick = _pick_exact if exact else lambda r, p: pick_queryset(r, p).first()
+        comparison = pick(rater, project)
+        if comparison is None:
+            return None
+        # The row is locked on PostgreSQL and writes are serialized on SQLite, so this cannot
+        # miss; the condition and row count still guard the invariant if either assumption breaks.
+        taken = Comparison.objects.filter(pk=comparison.pk, open_slots__gt=0).update(
+            open_slots=F("open_slots") - 1, lease_count=F("lease_count") + 1
+        )
+        if taken:
+            comparison.open_slots -= 1
+            return _create_lease(rater, project, comparison, lease_seconds=lease_seconds)
+    return None
+
+
+def _create_lease(rater, project: Project, comparison: Comparison, *, lease_seconds: int):
+    now = timezone.now()
+    lease = Assignment.objects.create(
+        project=project,
+        comparison=comparison,
+        rater=rater,
+        # Alternate the order across a comparison's leases so both orders appear.
+        swapped=comparison.lease_count % 2 == 1,
+        leased_at=now,
+        expires_at=now + timedelta(seconds=lease_seconds),
+    )
+    comparison.lease_count += 1
+    return lease
+
+
+# --- leases ------------------------------------------------------------------------------
+
+
+def renew_lease(assignment: Assignment) -> bool:
+    """Heartbeat: extend an active lease by the project's lease_seconds. False if it is gone.
+
+    A lease past its expiry that no one has reclaimed yet still holds its slot, so it renews.
+    """
+    lease_seconds = (
+        Project.objects.filter(pk=assignment.project_id)
+        .values_list("lease_seconds", flat=True)
+        .get()
+    )
+    expires_at = timezone.now() + timedelta(seconds=lease_seconds)
+    renewed = Assignment.objects.filter(pk=assignment.pk, status=ACTIVE).update(
+        expires_at=expires_at
+    )
+    if renewed:
+        assignment.expires_at = expires_at
+    return bool(renewed)
+
+
+def _free_slots(comparison_ids: Iterable[int]) -> None:
+    """Give one slot back per occurrence of a comparison id (gold takes none)."""
+    counts = Counter(comparison_ids)
+    # Lock them all in id order first: two reclaims freeing overlapping sets must not wait on
+    # each other in a cycle (deadlock).
+    list(
+        Comparison.objects.filter(id__in=sorted(counts))
+        .order_by("id")
+        .select_for_update(no_key=True)
+        .values_list("id", flat=True)
+    )
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for comparison_id, n in counts.items():
+        by_count[n].append(comparison_id)
+    for n, ids in by_count.items():
+        Comparison.objects.filter(id__in=ids, gold_choice__isnull=True).update(
+            open_slots=F("open_slots") + n
+        )
+
+
+def expired_queryset(*, project_id: int | None, now: datetime, skip_locked: bool = True):
+    """One batch of (id, comparison_id) of active leases past their expiry, locked.
+
+    Served by a partial index on active leases (assignment_active_expiry_idx, or the planner's
+    pick of the same size), so its cost follows the number of live leases, not the history. SKIP LOCKED passes over leases a
+    submit (or another reclaim) is handling right now.
+    """
+    expired = Assignment.objects.filter(status=ACTIVE, expires_at__lte=now)
+    if project_id is not None:
+        expired = expired.filter(project_id=project_id)
+    return (
+        expired.order_by("id")
+        .select_for_update(skip_locked=skip_locked, no_key=True)
+        .values_list("id", "comparison_id")[:RECLAIM_BATCH]
+    )
+
+
+def _reclaim(*, project_id: int | None, now: datetime, skip_locked: bool) -> int:
+    """Expire one batch of leases past their expiry and free their slots.
+
+    Inside a caller's transaction (the pick) it joins it rather than paying for a savepoint.
+    """
+    with transaction.atomic(savepoint=False):
+        rows = list(expired_queryset(project_id=project_id, now=now, skip_locked=skip_locked))
+        if not rows:
+            return 0
+        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
+            status=EXPIRED, finished_at=now
+        )
+        _free_slots(r[1] for r in rows)
+    return len(rows)
+
+
+def reclaim_expired(*, project: Project | None = None) -> int:
+    """Expire every lease past its expiry (one project or all) and free the slots; the count."""
+    now = timezone.now()
+    total = 0
+    while True:
+        n = _reclaim(project_id=project.pk if project else None, now=now, skip_locked=True)
+        total += n
+        if n < RECLAIM_BATCH:
+            return total
+
+
+def release_leases(*, rater, project: Project | None = None) -> int:
+    """Take a rater's active leases away (the admin action); their slots go back to the queue.
+
+    The leases end as skipped with RELEASED_REASON, so a late submit on them is refused and
+    the rater is not offered those comparisons again.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        leases = Assignment.objects.filter(rater=rater, status=ACTIVE)
+        if project is not None:
+            leases = leases.filter(project=project)
+        rows = list(
+            leases.order_by("id").select_for_update(no_key=True).values_list("id", "comparison_id")
+        )
+        if not rows:
+            return 0
+        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
+            status=SKIPPED, skip_reason=RELEASED_REASON, finished_at=now
+        )
+        _free_slots(r[1] for r in rows)
+    return len(rows)
+
+
+def change_overlap(project: Project, overlap: int) -> None:
+    """Set the project's overlap and move every regular comparison's open_slots by the difference.
+
+    Not clamped at 0: open_slots = overlap - active - counted must stay exact, or raising the
+    overlap again later would hand out too few (or too many) slots. A negative value means more
+    work is in hand than the new overlap asks for; the pick ignores it and it climbs back as
+    leases end.
+    """
+    if overlap < 1:
+        raise ValidationError({"overlap": ["Overlap must be at least 1."]})
+    with transaction.atomic():
+        old = (
+            Project.objects.select_for_update(no_key=True)
+            .values_list("overlap", flat=True)
+            .get(pk=project.pk)
+        )
+        Project.objects.filter(pk=project.pk).update(overlap=overlap)
+        if overlap != old:
+            Comparison.objects.filter(project_id=project.pk, gold_choice__isnull=True).update(
+                open_slots=F("open_slots") + (overlap - old)
+            )
+    project.overlap = overlap
+
+
+# --- judgments and skips -----------------------------------------------------------------
+
+
+def _check_owner(assignment: Assignment, rater) -> None:
+    if rater is not None and rater.pk != assignment.rater_id:
+        raise PermissionDenied("This assignment belongs to another rater.")
+
+
+def _clean_judgment(
+    project: Project,
+    *,
+    choice: Any,
+    strength: Any,
+    criteria: Any,
+    rationale: Any,
+    flags: Any,
+    duration_ms: Any,
+) -> dict[str, Any]:
+    """Validate the answer against the project's scheme; raise ValidationError with every problem.
+
+    Strength applies to a preference only: it is required for "a"/"b" when the project uses it,
+    and ignored (stored empty) for "tie"/"both_bad", where "how much better" has no meaning.
+    """
+    errors: dict[str, list[str]] = {}
+    allowed = project.allowed_choices()
+    if choice not in allowed:
+        errors["choice"] = [f"Choose one of: {', '.join(allowed)}."]
+
+    cleaned_strength = strength or None
+    if choice in (Choice.TIE, Choice.BOTH_BAD):
+        cleaned_strength = None
+    elif not project.use_strength:
+        if cleaned_strength is not None:
+            errors["strength"] = ["This project does not rate strength."]
+    elif cleaned_strength is None:
+        errors["strength"] = ["Say how much better the chosen response is."]
+    elif cleaned_strength not in Strength.values:
+        errors["strength"] = [f"Choose one of: {', '.join(Strength.values)}."]
+
+    criteria = criteria or {}
+    expected = list(project.criteria or [])
+    if not isinstance(criteria, dict):
+        errors["criteria"] = ["Criteria must map each criterion to a choice."]
+    else:
+        problems = []
+        missing = [c for c in expected if c not in criteria]
+        unknown = [c for c in criteria if c not in expected]
+        if missing:
+            problems.append(f"Missing: {', '.join(missing)}.")
+        if unknown:
+            problems.append(f"Not in this project: {', '.join(map(str, unknown))}.")
+        bad = [c for c in expected if c in criteria and criteria[c] not in allowed]
+        if bad:
+            problems.append(f"Choose one of {', '.join(allowed)} for: {', '.join(bad)}.")
+        if problems:
+            errors["criteria"] = problems
+
+    rationale = (rationale or "").strip() if isinstance(rationale, str) else rationale
+    if not isinstance(rationale, str):
+        errors["rationale"] = ["The rationale must be text."]
+    elif project.rationale == Project.Rationale.OFF:
+        if rationale:
+            errors["rationale"] = ["This project does not collect a rationale."]
+    else:
+        required = project.rationale == Project.Rationale.REQUIRED
+        minimum = max(project.rationale_min_chars, 1 if required else 0)
+        if (required or rationale) and len(rationale) < minimum:
+            errors["rationale"] = [
+                "A rationale is required."
+                if not rationale
+                else f"Write at least {minimum} characters ({len(rationale)} so far)."
+            ]
+
+    if isinstance(flags, str):
+        flags = [flags]
+    cleaned_flags = list(dict.fromkeys(flags or ()))
+    unknown_flags = [f for f in cleaned_flags if f not in Flag.values]
+    if unknown_flags:
+        errors["flags"] = [f"Unknown flag: {', '.join(map(str, unknown_flags))}."]
+
+    if duration_ms is not None:
+        try:
+            duration_ms = int(duration_ms)
+        except (TypeError, ValueError):
+            duration_ms = -1
+        if not 0 <= duration_ms <= MAX_DURATION_MS:
+            errors["duration_ms"] = ["Time spent must be a whole number of milliseconds."]
+
+    if errors:
+        raise ValidationError(errors)
+    return {
+        "choice": choice,
+        "strength": cleaned_strength,
+        "criteria": criteria,
+        "rationale": rationale,
+        "flags": cleaned_flags,
+        "duration_ms": duration_ms,
+    }
+
+
+def submit_judgment(
+    assignment: Assignment,
+    *,
+    choice: str,
+    strength: str | None = None,
+    criteria: dict[str, str] | None = None,
+    rationale: str = "",
+    flags: Iterable[str] = (),
+    duration_ms: int | None = None,
+    rater=None,
+) -> Judgment:
+    """Record the rater's answer (canonical order) for a lease and return the judgment.
+
+    Idempotent: a second call for the same assignment returns the first judgment. A submit on
+    an expired lease counts if its slot is still free (or can be re-taken); otherwise it is kept
+    with is_late=True, counted=False, and the caller should tell the rater so.
+    Raises PermissionDenied if `rater` is given and does not own the assignment, and
+    ValidationError (a dict of field -> messages) for invalid input or a skipped/released lease.
+    """
+    _check_owner(assignment, rater)
+    try:
+        with transaction.atomic():
+            return _submit_in_transaction(
+                assignment,
+                choice=choice,
+                strength=strength,
+                criteria=criteria,
+                rationale=rationale,
+                flags=flags,
+                duration_ms=duration_ms,
+            )
+    except IntegrityError:
+        # The one-judgment-per-assignment constraint caught a race the lock should have
+        # prevented; the judgment that won is the answer.
+        existing = Judgment.objects.filter(assignment_id=assignment.pk).first()
+        if existing is None:
+            raise
+        return existing
+
+
+def _lock_lease(assignment_id: int) -> tuple:
+    """The lease's (status, skip_reason, swapped, comparison_id, gold_choice, judgment id),
+    row-locked. Locking the lease serializes a double submit and a concurrent reclaim or skip.
+
+    Hand-written SQL: the submit's hottest statement, three tables, a few columns.
+    """
+    lock = " FOR NO KEY UPDATE OF a" if connection.features.has_select_for_no_key_update else ""
+    sql = (
+        "SELECT a.status, a.skip_reason, a.swapped, a.comparison_id, c.gold_choice, j.id "
+        f'FROM "{Assignment._meta.db_table}" a '
+        f'JOIN "{Comparison._meta.db_table}" c ON c.id = a.comparison_id '
+        f'LEFT JOIN "{Judgment._meta.db_table}" j ON j.assignment_id = a.id '
+        f"WHERE a.id = %s{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [assignment_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Assignment.DoesNotExist(f"No assignment {assignment_id}.")
+    return row
+
+
+def _submit_in_transaction(assignment: Assignment, **answer: Any) -> Judgment:
+    status, skip_reason, swapped, comparison_id, gold_choice, judgment_id = _lock_lease(
+        assignment.pk
+    )
+    if judgment_id is not None:
+        return Judgment.objects.get(pk=judgment_id)
+    if status == SUBMITTED:
+        # We waited on the lock while another submit finished. PostgreSQL re-read the locked
+        # row, not the joined judgment (that came from the statement's earlier snapshot), so
+        # ask again: this statement sees the committed judgment.
+        existing = Judgment.objects.filter(assignment_id=assignment.pk).first()
+        if existing is not None:
+            return existing
+    if status == SKIPPED:
+        message = (
+            "A project lead released this comparison from you; your answer was not recorded."
+            if skip_reason == RELEASED_REASON
+            else "You skipped this comparison."
+        )
+        raise ValidationError({NON_FIELD_ERRORS: [message]})
+    if status not in (ACTIVE, EXPIRED):
+        raise ValidationError({NON_FIELD_ERRORS: ["This assignment is already finished."]})
+
+    # The scheme from the caller's project (loaded with the lease, or fetched here once).
+    cleaned = _clean_judgment(assignment.project, **answer)
+    is_gold = gold_choice is not None
+    counters = Comparison.objects.filter(pk=comparison_id)
+    if status == ACTIVE or is_gold:
+        # An active lease already holds its slot; gold holds none.
+        counters.update(judged_count=F("judged_count") + 1)
+        counted = True
+    else:
+        # Reclaimed: the judgment counts only if a slot is still free to take back.
+        counted = bool(
+            counters.filter(open_slots__gt=0).update(
+                open_slots=F("open_slots") - 1, judged_count=F("judged_count") + 1
+            )
+        )
+    now = timezone.now()
+    Assignment.objects.filter(pk=assignment.pk).update(status=SUBMITTED, finished_at=now)
+    assignment.status, assignment.finished_at = SUBMITTED, now
+    return Judgment.objects.create(
+        assignment=assignment,
+        project_id=assignment.project_id,
+        comparison_id=comparison_id,
+        rater_id=assignment.rater_id,
+        swapped=bool(swapped),
+        is_gold=is_gold,
+        is_late=not counted,
+        counted=counted,
+        **cleaned,
+    )
+
+
+def skip_assignment(assignment: Assignment, reason: str = "", *, rater=None) -> None:
+    """Give the comparison back: its slot returns to the queue and this rater never gets it again."""
+    _check_owner(assignment, rater)
+    now = timezone.now()
+    with transaction.atomic():
+        lease = (
+            Assignment.objects.select_related("comparison")
+            .select_for_update(of=("self",))
+            .get(pk=assignment.pk)
+        )
+        if lease.status == SKIPPED:
+            return
+        if lease.status == SUBMITTED:
+            raise ValidationError({NON_FIELD_ERRORS: ["This comparison was already submitted."]})
+        Assignment.objects.filter(pk=lease.pk).update(
+            status=SKIPPED, skip_reason=(reason or "")[:500], finished_at=now
+        )
+        if lease.status == ACTIVE and not lease.comparison.is_gold:
+            # An expired lease's slot was already freed by the reclaim.
+            Comparison.objects.filter(pk=lease.comparison_id).update(open_slots=F("open_slots") + 1)
+    assignment.status, assignment.finished_at = SKIPPED, now
+    assignment.skip_reason = (reason or "")[:500]

@@ -1,0 +1,82 @@
+"""Untrusted LLM text to safe HTML: Markdown (markdown-it-py), code highlighting (Pygments), nh3.
+
+Raw HTML in the source is never passed through (markdown-it's html option is off), and the output
+is cleaned again by nh3 with an explicit allowlist, so a bug in one layer is caught by the other.
+Classes survive only where Pygments put them, and no style attribute or tag survives at all,
+so a response cannot restyle the page (CSS injection) or hide text from the rater.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import nh3
+from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.token import STANDARD_TYPES
+from pygments.util import ClassNotFound
+
+# The short token classes Pygments emits ("k", "nf", "s2", …); nothing else may carry a class.
+PYGMENTS_CLASSES: frozenset[str] = frozenset(c for c in STANDARD_TYPES.values() if c)
+
+ALLOWED_TAGS: frozenset[str] = frozenset(
+    {
+        "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6",
+        "strong", "em", "del", "s", "code", "pre", "blockquote",
+        "ul", "ol", "li", "a", "span",
+        "table", "thead", "tbody", "tr", "th", "td",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"a": {"href", "title"}, "ol": {"start"}}
+ALLOWED_CLASSES: dict[str, set[str]] = {"span": set(PYGMENTS_CLASSES)}
+URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto"})
+
+_formatter = HtmlFormatter(nowrap=True)
+
+
+def _highlight(code: str, lang: str, _attrs: str) -> str:
+    """Pygments spans for a fenced block in a known language; markdown-it wraps them in <pre><code>."""
+    if not lang:
+        return ""  # markdown-it escapes the code itself
+    try:
+        lexer = get_lexer_by_name(lang.split()[0], stripnl=False)
+    except ClassNotFound:
+        return ""
+    return highlight(code, lexer, _formatter)
+
+
+_md = (
+    MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight})
+    .enable("table")
+    .enable("strikethrough")
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _render(text: str) -> SafeString:
+    html = _md.render(text)
+    cleaned = nh3.clean(
+        html,
+        tags=set(ALLOWED_TAGS),
+        attributes=ALLOWED_ATTRIBUTES,
+        allowed_classes=ALLOWED_CLASSES,
+        url_schemes=set(URL_SCHEMES),
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+    return mark_safe(cleaned)  # nh3 has just cleaned it
+
+
+def render_markdown(text: str) -> SafeString:
+    """Sanitized HTML for untrusted Markdown. Cached: instructions and prompts repeat a lot."""
+    return _render(text or "")
+
+
+def pygments_css() -> str:
+    """The stylesheet shipped as static/css/pygments.css, scoped to rendered Markdown."""
+    css = HtmlFormatter(style="default").get_style_defs(".md pre")
+    # Keep only the token rules scoped under .md pre; Pygments also emits global pre/linenos rules.
+    return "\n".join(line for line in css.splitlines() if line.startswith(".md pre ."))

@@ -1,0 +1,184 @@
+"""Invite-only accounts: a lead invites an e-mail from the admin; the link works once."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.utils import timezone
+
+from accounts.invites import InviteUnusable, accept_invite
+from accounts.models import Invite, User
+from tests.factories import LeadFactory, ProjectFactory
+
+STRONG = "correct-horse-battery-9"
+
+
+@pytest.fixture
+def invite_and_token(project, lead):
+    invite, token = Invite.issue(email="newbie@example.com", invited_by=lead)
+    invite.projects.add(project)
+    return invite, token
+
+
+def _accept_url(token: str) -> str:
+    return f"/accounts/invite/{token}/"
+
+
+def test_a_lead_invites_from_the_admin_and_the_link_is_emailed(
+    client, lead, project, django_capture_on_commit_callbacks
+):
+    client.force_login(lead)
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(
+            "/admin/accounts/invite/add/",
+            {"email": "Newbie@Example.com", "projects": [project.pk], "days": 7},
+        )
+    assert r.status_code == 302
+    invite = Invite.objects.get()
+    assert invite.email == "newbie@example.com"
+    assert list(invite.projects.all()) == [project]
+    assert invite.invited_by == lead
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["newbie@example.com"]
+    token = re.search(r"/accounts/invite/([\w-]+)/", mail.outbox[0].body).group(1)
+    assert Invite.find_usable(token) == invite  # the e-mailed link is the real one
+    assert token not in invite.token_hash  # only the hash is stored
+    assert project.name in mail.outbox[0].body
+
+
+def test_a_lead_cannot_invite_to_another_leads_project(client, lead):
+    theirs = ProjectFactory(slug="theirs")
+    theirs.leads.add(LeadFactory(email="someone@example.com"))
+    client.force_login(lead)
+    r = client.post(
+        "/admin/accounts/invite/add/",
+        {"email": "x@example.com", "projects": [theirs.pk], "days": 7},
+    )
+    assert r.status_code == 200  # form error
+    assert not Invite.objects.exists()
+
+
+def test_the_invite_admin_pages_load(client, lead, invite_and_token):
+    client.force_login(lead)
+    assert client.get("/admin/accounts/invite/").status_code == 200
+    assert client.get("/admin/accounts/invite/add/").status_code == 200
+    r = client.get(f"/admin/accounts/invite/{invite_and_token[0].pk}/change/")
+    assert r.status_code == 200
+
+
+def test_accepting_creates_the_account_joins_the_projects_and_logs_in(
+    client, project, invite_and_token
+):
+    invite, token = invite_and_token
+    r = client.get(_accept_url(token))
+    assert r.status_code == 200
+    assert project.name.encode() in r.content
+    r = client.post(_accept_url(token), {"new_password1": STRONG, "new_password2": STRONG})
+    assert r.status_code == 302
+    assert r["Location"] == "/rate/"
+    user = User.objects.get(email="newbie@example.com")
+    assert user.check_password(STRONG)
+    assert not user.is_staff
+    assert project.raters.filter(pk=user.pk).exists()
+    assert int(client.session["_auth_user_id"]) == user.pk
+    invite.refresh_from_db()
+    assert invite.accepted_at is not None and invite.accepted_by == user
+
+
+def test_an_invite_works_only_once(client, invite_and_token):
+    _, token = invite_and_token
+    client.post(_accept_url(token), {"new_password1": STRONG, "new_password2": STRONG})
+    client.logout()
+    r = client.get(_accept_url(token))
+    assert r.status_code == 404
+    assert b"not valid" in r.content
+    r = client.post(_accept_url(token), {"new_password1": STRONG, "new_password2": STRONG})
+    assert r.status_code == 404
+    assert User.objects.filter(email="newbie@example.com").count() == 1
+
+
+def test_accepting_twice_concurrently_uses_the_invite_once(invite_and_token):
+    invite, _ = invite_and_token
+    stale_copy = Invite.objects.get(pk=invite.pk)  # loaded by a second request meanwhile
+    accept_invite(invite=invite, password=STRONG)
+    with pytest.raises(InviteUnusable):
+        accept_invite(invite=stale_copy, password="another-password-77")
+    assert User.objects.get(email="newbie@example.com").check_password(STRONG)
+
+
+def test_an_expired_invite_gives_a_clear_page(client, invite_and_token):
+    _, token = invite_and_token
+    with time_machine.travel(timezone.now() + timedelta(days=15)):
+        r = client.get(_accept_url(token))
+        assert r.status_code == 404
+        assert b"expired" in r.content
+        r = client.post(_accept_url(token), {"new_password1": STRONG, "new_password2": STRONG})
+        assert r.status_code == 404
+    assert not User.objects.filter(email="newbie@example.com").exists()
+
+
+def test_an_unknown_token_gives_the_same_page(client, db):
+    r = client.get(_accept_url("no-such-token"))
+    assert r.status_code == 404
+    assert b"not valid" in r.content
+
+
+@pytest.mark.parametrize(
+    ("password1", "password2", "problem"),
+    [
+        ("123", "123", b"too short"),
+        ("password123", "password123", b"too common"),
+        ("newbie-example", "newbie-example", b"too similar"),
+        ("1234567890123", "1234567890123", b"entirely numeric"),
+        (STRONG, STRONG + "x", b"didn"),
+    ],
+)
+def test_passwords_are_validated(client, invite_and_token, password1, password2, problem):
+    invite, token = invite_and_token
+    r = client.post(_accept_url(token), {"new_password1": password1, "new_password2": password2})
+    assert r.status_code == 200
+    assert problem in r.content
+    assert not User.objects.filter(email="newbie@example.com").exists()
+    invite.refresh_from_db()
+    assert invite.accepted_at is None  # still usable after a typo
+
+
+def test_an_existing_account_just_joins_the_projects(client, alice, lead):
+    second = ProjectFactory(slug="second", name="Second project")
+    invite, token = Invite.issue(email="ALICE@example.com", invited_by=lead)
+    invite.projects.add(second)
+    r = client.get(_accept_url(token))
+    assert r.status_code == 200
+    assert b"new_password1" not in r.content  # no password to choose
+    r = client.post(_accept_url(token))
+    assert r.status_code == 302
+    assert r["Location"].startswith("/accounts/login/")
+    assert second.raters.filter(pk=alice.pk).exists()
+    assert User.objects.filter(email__iexact="alice@example.com").count() == 1
+    assert "_auth_user_id" not in client.session  # the link does not sign into an existing account
+    alice.refresh_from_db()
+    assert alice.check_password("pw-raterhub-test")
+
+
+def test_an_existing_signed_in_account_goes_straight_to_rating(client, alice, lead):
+    second = ProjectFactory(slug="second")
+    invite, token = Invite.issue(email="alice@example.com", invited_by=lead)
+    invite.projects.add(second)
+    client.force_login(alice)
+    r = client.post(_accept_url(token))
+    assert r.status_code == 302 and r["Location"] == "/rate/"
+    assert second.raters.filter(pk=alice.pk).exists()
+
+
+def test_open_signup_is_closed(client, db):
+    r = client.get("/accounts/signup/")
+    assert r.status_code == 200
+    client.post(
+        "/accounts/signup/",
+        {"email": "walk-in@example.com", "password1": STRONG, "password2": STRONG},
+    )
+    assert not User.objects.filter(email="walk-in@example.com").exists()

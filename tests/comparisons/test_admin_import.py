@@ -1,0 +1,141 @@
+"""The admin's import page: upload a JSONL file into a project, see the result or every error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from comparisons.models import Comparison, Response
+from tests.factories import ComparisonFactory, LeadFactory, ProjectFactory
+
+
+def _line(external_id: str, **extra) -> str:
+    record = {
+        "external_id": external_id,
+        "prompt": [{"role": "user", "content": f"Question {external_id}?"}],
+        "responses": [
+            {"model": "model-a", "content": "First answer."},
+            {"model": "model-b", "content": "Second answer."},
+        ],
+    }
+    record.update(extra)
+    return json.dumps(record)
+
+
+def _upload(*lines: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile(
+        "comparisons.jsonl", ("\n".join(lines) + "\n").encode(), "application/jsonl"
+    )
+
+
+@pytest.fixture
+def url(project):
+    return f"/admin/comparisons/project/{project.pk}/import/"
+
+
+def test_it_shows_the_upload_form(client, lead, url):
+    client.force_login(lead)
+    r = client.get(url)
+    assert r.status_code == 200
+    assert b'enctype="multipart/form-data"' in r.content
+
+
+def test_it_imports_a_good_file(client, lead, project, url):
+    client.force_login(lead)
+    r = client.post(
+        url, {"file": _upload(_line("q-1"), _line("q-2"), _line("q-3", gold={"choice": "b"}))}
+    )
+    assert r.status_code == 200
+    assert b"Imported 3 comparisons" in r.content
+    assert set(project.comparisons.values_list("external_id", flat=True)) == {"q-1", "q-2", "q-3"}
+    assert Response.objects.filter(comparison__project=project).count() == 6
+    assert project.comparisons.get(external_id="q-3").gold_choice == "b"
+
+
+def test_a_bad_file_changes_nothing_and_every_error_is_shown(client, lead, project, url):
+    ComparisonFactory(project=project, external_id="already-there")
+    before = list(Comparison.objects.values_list("pk", flat=True))
+    client.force_login(lead)
+    r = client.post(
+        url,
+        {
+            "file": _upload(
+                _line("ok-1"),
+                "{not json",
+                _line("ok-2"),
+                json.dumps(
+                    {
+                        "external_id": "one",
+                        "prompt": "hi",
+                        "responses": [{"model": "m", "content": "x"}],
+                    }
+                ),
+                _line("already-there"),
+            )
+        },
+    )
+    assert r.status_code == 200
+    assert list(Comparison.objects.values_list("pk", flat=True)) == before
+    errors = r.context["result"].errors
+    assert [e.line for e in errors] == [2, 4, 5]
+    html = r.content.decode()
+    assert "Nothing was imported" in html
+    for error in errors:
+        assert f"<td>{error.line}</td>" in html
+        assert str(error.message).replace('"', "&quot;").replace("'", "&#x27;") in html
+
+
+def test_skip_existing_imports_only_the_new_lines(client, lead, project, url):
+    ComparisonFactory(project=project, external_id="q-1")
+    client.force_login(lead)
+    r = client.post(url, {"file": _upload(_line("q-1"), _line("q-2")), "skip_existing": "on"})
+    assert r.status_code == 200
+    assert r.context["result"].skipped == 1
+    assert project.comparisons.count() == 2
+
+
+def test_it_requires_a_file(client, lead, project, url):
+    client.force_login(lead)
+    r = client.post(url, {})
+    assert r.status_code == 200
+    assert r.context["form"].errors["file"]
+    assert project.comparisons.count() == 0
+
+
+def test_the_upload_is_streamed_to_the_importer(client, lead, project, url, monkeypatch):
+    seen = {}
+
+    def fake_import(project, lines, **kwargs):
+        from comparisons.imports import ImportResult
+
+        # An iterator over the upload, not the whole file as one string or list.
+        seen["is_iterator"] = iter(lines) is lines
+        seen["lines"] = list(lines)
+        return ImportResult(created=len(seen["lines"]), total_lines=len(seen["lines"]))
+
+    monkeypatch.setattr("comparisons.imports.import_comparisons", fake_import)
+    client.force_login(lead)
+    client.post(url, {"file": _upload(_line("a"), _line("b"))})
+    assert seen["is_iterator"]
+    assert len(seen["lines"]) == 2
+
+
+def test_other_leads_and_raters_cannot_use_the_import_page(client, alice, project, url):
+    stranger = LeadFactory(email="stranger@example.com")
+    ProjectFactory(slug="theirs").leads.add(stranger)
+    client.force_login(stranger)
+    r = client.post(url, {"file": _upload(_line("x"))})
+    assert r.status_code == 302
+    client.force_login(alice)
+    r = client.post(url, {"file": _upload(_line("y"))})
+    assert r.status_code == 302 and r["Location"].startswith("/admin/login/")
+    assert project.comparisons.count() == 0
+
+
+def test_staff_without_change_permission_is_refused(client, project, url):
+    viewer = LeadFactory(email="viewer@example.com")  # staff, but not in the leads group
+    project.leads.add(viewer)
+    client.force_login(viewer)
+    assert client.get(url).status_code == 403

@@ -1,0 +1,186 @@
+"""The admin's "Export…" project action and the ExportJob list with its live progress cell."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from comparisons.models import ExportJob
+from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory, ProjectFactory
+
+CHANGELIST = reverse("admin:comparisons_exportjob_changelist")
+PROJECTS = reverse("admin:comparisons_project_changelist")
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path_factory):
+    settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
+
+
+def test_the_action_shows_the_export_form(client, lead, project):
+    client.force_login(lead)
+
+    response = client.post(
+        PROJECTS, {"action": "export_projects", "_selected_action": [project.pk]}
+    )
+
+    assert response.status_code == 200
+    assert b'id="export-form"' in response.content
+    assert b'name="aggregation"' in response.content
+    assert not ExportJob.objects.exists()
+
+
+def test_applying_the_form_queues_a_job_that_runs(
+    client, lead, project, alice, django_capture_on_commit_callbacks
+):
+    c = ComparisonFactory(project=project)
+    JudgmentFactory(assignment=AssignmentFactory(comparison=c, rater=alice, status="submitted"))
+    client.force_login(lead)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(
+            PROJECTS,
+            {
+                "action": "export_projects",
+                "_selected_action": [project.pk],
+                "apply": "1",
+                "format": "trl",
+                "aggregation": "unanimous",
+                "min_judgments": "1",
+            },
+        )
+
+    assert response.status_code == 302
+    assert response["Location"] == CHANGELIST
+    assert len(callbacks) == 1  # enqueued on commit, not before
+    job = ExportJob.objects.get()
+    assert job.requested_by == lead
+    assert job.options == {"aggregation": "unanimous", "min_judgments": 1}
+    assert job.status == ExportJob.Status.SUCCEEDED  # eager Celery in tests
+    assert job.row_count == 1
+
+
+def test_bad_options_redisplay_the_form_and_queue_nothing(client, lead, project):
+    client.force_login(lead)
+
+    response = client.post(
+        PROJECTS,
+        {
+            "action": "export_projects",
+            "_selected_action": [project.pk],
+            "apply": "1",
+            "format": "judgments",
+            "aggregation": "majority",
+            "min_agreement": "0.5",
+            "exclude_raters": "ghost@example.com",
+        },
+    )
+
+    assert response.status_code == 200
+    assert b"applies only to the pairwise formats" in response.content
+    assert not ExportJob.objects.exists()
+
+
+def test_a_lead_cannot_export_another_leads_project(client, lead):
+    other = ProjectFactory(slug="not-mine")
+    client.force_login(lead)
+
+    client.post(
+        PROJECTS,
+        {
+            "action": "export_projects",
+            "_selected_action": [other.pk],
+            "apply": "1",
+            "format": "trl",
+        },
+    )
+
+    assert not ExportJob.objects.exists()
+
+
+def _jobs(project, n, status=ExportJob.Status.SUCCEEDED):
+    for _ in range(n):
+        ExportJob.objects.create(
+            project=project,
+            format="trl",
+            status=status,
+            progress=1.0 if status == ExportJob.Status.SUCCEEDED else 0.4,
+            row_count=5,
+            manifest={"counts": {"rows_written": 5, "judgments": 9, "rows_dropped": {"tie": 1}}},
+        )
+
+
+def test_the_job_list_shows_status_counts_and_links(client, lead, project):
+    _jobs(project, 1)
+    _jobs(project, 1, ExportJob.Status.RUNNING)
+    client.force_login(lead)
+
+    response = client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    done, running = ExportJob.objects.order_by("pk")
+    body = response.content.decode()
+    assert reverse("export_download", args=[done.pk]) in body
+    assert reverse("export_manifest", args=[done.pk]) in body
+    assert "5 rows from 9 judgments; dropped tie 1" in body
+    assert f'hx-get="{reverse("export_progress", args=[running.pk])}"' in body
+    assert f'hx-get="{reverse("export_progress", args=[done.pk])}"' not in body
+    assert "django_htmx/htmx-2.min.js" in body
+
+
+def test_the_job_list_runs_a_constant_number_of_queries(client, lead, project):
+    client.force_login(lead)
+    _jobs(project, 2)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(CHANGELIST).status_code == 200
+    _jobs(project, 20)
+    _jobs(ProjectFactory(slug="p2"), 5)
+    _jobs(project, 5, ExportJob.Status.RUNNING)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(CHANGELIST).status_code == 200
+
+    assert len(many) == len(few)
+
+
+def test_a_lead_sees_only_jobs_of_projects_they_lead(client, lead, project):
+    _jobs(project, 1)
+    _jobs(ProjectFactory(slug="hidden"), 1)
+    client.force_login(lead)
+
+    response = client.get(CHANGELIST)
+
+    assert len(response.context["cl"].result_list) == 1
+
+
+def test_the_progress_cell_polls_until_the_job_is_done(client, lead, project):
+    _jobs(project, 1, ExportJob.Status.RUNNING)
+    job = ExportJob.objects.get()
+    url = reverse("export_progress", args=[job.pk])
+    client.force_login(lead)
+
+    running = client.get(url, headers={"HX-Request": "true"})
+    assert running.status_code == 200
+    assert b'hx-trigger="every 2s"' in running.content
+    assert b'<progress value="0.4"' in running.content
+
+    ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.SUCCEEDED, progress=1)
+    done = client.get(url, headers={"HX-Request": "true"})
+    assert b"hx-trigger" not in done.content
+    assert reverse("export_download", args=[job.pk]).encode() in done.content
+
+    # Not a page of its own: a plain request goes to the job's admin page.
+    assert client.get(url).status_code == 302
+
+
+def test_the_progress_cell_is_hidden_from_other_users(client, alice, project):
+    _jobs(project, 1, ExportJob.Status.RUNNING)
+    client.force_login(alice)
+
+    response = client.get(
+        reverse("export_progress", args=[ExportJob.objects.get().pk]),
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 404

@@ -1,0 +1,183 @@
+"""ExportJob runs: the file appears only when complete, failures leave nothing, re-runs agree."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.core.files.storage import default_storage
+
+from comparisons import exports
+from comparisons.exports import create_export_job, enqueue_export, run_export_job, storage_name
+from comparisons.models import ExportJob
+from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path_factory):
+    settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture
+def judged(project, alice, bob, charlie):
+    for n in range(12):
+        c = ComparisonFactory(project=project, external_id=f"j{n:02d}")
+        for rater in (alice, bob, charlie):
+            JudgmentFactory(
+                assignment=AssignmentFactory(comparison=c, rater=rater, status="submitted"),
+                choice="a" if rater != charlie else "b",
+            )
+    return project
+
+
+def test_it_runs_a_job_to_a_stored_file_with_manifest(judged, lead):
+    job = create_export_job(project=judged, format="trl", requested_by=lead, options={})
+
+    job = run_export_job(job.pk)
+
+    assert job.status == ExportJob.Status.SUCCEEDED
+    assert job.progress == 1.0
+    assert job.row_count == 12
+    assert job.file.name == storage_name(job)
+    with job.file.open("rb") as fh:
+        data = fh.read()
+    import hashlib
+
+    assert hashlib.sha256(data).hexdigest() == job.sha256 == job.manifest["sha256"]
+    assert job.manifest["counts"]["rows_written"] == 12
+    assert job.started_at and job.finished_at
+
+
+def test_it_saves_progress_as_it_goes(judged, monkeypatch):
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(exports, "CONTENT_BATCH", 2)
+    job = create_export_job(project=judged, format="trl", options={})
+    real_export = exports.export_preferences
+    stored = []
+
+    def watched_export(project, format, path, *, progress, **options):
+        def watching(done, total):
+            progress(done, total)
+            stored.append(ExportJob.objects.values_list("progress", flat=True).get(pk=job.pk))
+
+        return real_export(project, format, path, progress=watching, **options)
+
+    monkeypatch.setattr(exports, "export_preferences", watched_export)
+    run_export_job(job.pk)
+
+    assert len(stored) == 12  # one call per comparison's three judgments
+    assert stored == sorted(stored)
+    assert stored[0] == pytest.approx(3 / 36, abs=0.001)
+    assert stored[-1] == 1.0
+
+
+def test_a_failure_mid_write_leaves_no_file_and_a_failed_job(judged, monkeypatch, tmp_path):
+    monkeypatch.setattr(exports, "CONTENT_BATCH", 2)
+    calls = {"n": 0}
+    real_write = exports._JsonlWriter.write
+
+    def failing_write(self, rows):
+        calls["n"] += 1
+        if calls["n"] == 3:  # after two batches are on disk
+            raise OSError("disk full")
+        real_write(self, rows)
+
+    monkeypatch.setattr(exports._JsonlWriter, "write", failing_write)
+    monkeypatch.setattr(exports.tempfile, "tempdir", str(tmp_path))
+    job = create_export_job(project=judged, format="trl", options={})
+
+    job = run_export_job(job.pk)
+
+    assert calls["n"] == 3
+    assert job.status == ExportJob.Status.FAILED
+    assert "disk full" in job.error
+    assert not job.file
+    assert job.sha256 == ""
+    assert not default_storage.exists(storage_name(job))
+    assert list(tmp_path.rglob("*")) == []  # no temporary file left behind either
+
+
+def test_a_failure_in_the_cli_path_leaves_nothing_at_the_output(judged, monkeypatch, tmp_path):
+    monkeypatch.setattr(exports, "CONTENT_BATCH", 2)
+    monkeypatch.setattr(exports, "_pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
+
+    with pytest.raises(RuntimeError):
+        exports.export_preferences(judged, "trl", tmp_path / "out.jsonl")
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rerun_after_a_killed_worker_produces_the_same_file(judged):
+    job = create_export_job(project=judged, format="judgments-parquet", options={})
+    first = run_export_job(job.pk)
+    with first.file.open("rb") as fh:
+        first_bytes = fh.read()
+    # A worker died after the file was stored but before the job was marked done.
+    ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.RUNNING, file="")
+
+    second = run_export_job(job.pk)
+
+    assert second.status == ExportJob.Status.SUCCEEDED
+    assert second.file.name == first.file.name
+    with second.file.open("rb") as fh:
+        assert fh.read() == first_bytes
+    assert second.sha256 == first.sha256
+
+
+def test_a_failed_rerun_removes_the_file_an_earlier_attempt_stored(judged, monkeypatch):
+    job = create_export_job(project=judged, format="trl", options={})
+    run_export_job(job.pk)
+    ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.RUNNING)
+    monkeypatch.setattr(exports, "_pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
+
+    job = run_export_job(job.pk)
+
+    assert job.status == ExportJob.Status.FAILED
+    assert not default_storage.exists(storage_name(job))
+
+
+def test_a_finished_job_is_not_run_again(judged):
+    job = create_export_job(project=judged, format="trl", options={})
+    run_export_job(job.pk)
+
+    with mock.patch.object(exports, "export_preferences") as export:
+        again = run_export_job(job.pk)
+
+    export.assert_not_called()
+    assert again.status == ExportJob.Status.SUCCEEDED
+
+
+def test_bad_options_are_refused_before_a_job_exists(project):
+    with pytest.raises(exports.ExportError):
+        create_export_job(project=project, format="trl", options={"min_agreement": 2})
+    assert not ExportJob.objects.exists()
+
+
+def test_the_job_is_enqueued_only_after_commit(judged, django_capture_on_commit_callbacks):
+    job = create_export_job(project=judged, format="trl-kto", options={"aggregation": "unanimous"})
+
+    with mock.patch("comparisons.tasks.run_export.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            enqueue_export(job)
+        delay.assert_not_called()
+        for callback in callbacks:
+            callback()
+    delay.assert_called_once_with(job.pk)
+
+
+def test_the_task_runs_the_job(judged, django_capture_on_commit_callbacks):
+    job = create_export_job(project=judged, format="trl", options={"min_judgments": 3})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_export(job)  # eager in tests: runs in-process
+
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.SUCCEEDED
+    assert job.manifest["options"]["min_judgments"] == 3
+
+
+def test_the_task_is_configured_for_at_least_once_delivery():
+    from comparisons.tasks import run_export
+
+    assert run_export.acks_late is True
+    assert run_export.reject_on_worker_lost is True

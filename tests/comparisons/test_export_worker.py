@@ -1,0 +1,146 @@
+"""End to end: a real Celery worker process (Redis, or the embedded filesystem broker) runs an
+export; the download view serves the file it stored."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.urls import reverse
+
+from comparisons.exports import create_export_job, enqueue_export
+from comparisons.models import ExportJob
+from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
+
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def _database_url() -> str:
+    db = connection.settings_dict  # the test database, already created by pytest-django
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker(request, tmp_path):
+    """Point this process's Celery app at a real broker and start a worker process on it.
+
+    `redis`: Redis, on a queue of this test's own. `filesystem`: the embedded default (kombu's
+    filesystem transport), in a folder of this test's own, configured by the settings as in
+    `make demo` (CELERY_BROKER_URL unset).
+    """
+    from raterhub.celery import app
+
+    broker = request.param
+    keys = ("task_always_eager", "broker_url", "task_default_queue", "broker_transport_options")
+    saved = {k: app.conf[k] for k in keys}
+    queue = f"raterhub-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "raterhub.settings",
+        "DATABASE_URL": _database_url(),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "1",
+        "RATERHUB_VAR_DIR": str(tmp_path),
+    }
+    env.pop("CELERY_BROKER_URL", None)
+    env.pop("REDIS_URL", None)
+    if broker == "redis":
+        env["CELERY_BROKER_URL"] = REDIS_URL
+        app.conf.update(broker_url=REDIS_URL, broker_transport_options={})
+    else:
+        folder = tmp_path / "celery" / "queue"
+        folder.mkdir(parents=True)
+        app.conf.update(
+            broker_url="filesystem://",
+            broker_transport_options={
+                "data_folder_in": str(folder),
+                "data_folder_out": str(folder),
+                "control_folder": str(tmp_path / "celery" / "control"),
+                "polling_interval": 0.1,
+            },
+        )
+    app.conf.update(task_always_eager=False, task_default_queue=queue)
+    _drop_broker_connections(app)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("celery")),
+            "-A",
+            "raterhub",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if broker == "redis":
+            with app.connection_for_write() as conn:
+                conn.default_channel.queue_delete(queue)
+        _drop_broker_connections(app)
+        app.conf.update(saved)
+
+
+def _drop_broker_connections(app) -> None:
+    # Connections pooled by earlier (eager) tests still point at the default broker.
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "worker", [pytest.param("redis", marks=pytest.mark.redis), "filesystem"], indirect=True
+)
+def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, lead, alice):
+    for n in range(5):
+        c = ComparisonFactory(project=project, external_id=f"w{n}")
+        JudgmentFactory(assignment=AssignmentFactory(comparison=c, rater=alice, status="submitted"))
+    job = create_export_job(project=project, format="trl-parquet", requested_by=lead, options={})
+
+    enqueue_export(job)  # autocommit here: sent at once
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in (ExportJob.Status.SUCCEEDED, ExportJob.Status.FAILED):
+            break
+        assert worker.poll() is None, worker.stdout.read().decode()
+        time.sleep(0.25)
+    assert job.status == ExportJob.Status.SUCCEEDED, job.error or "worker never finished the job"
+    assert job.row_count == 5
+
+    client.force_login(lead)
+    response = client.get(reverse("export_download", args=[job.pk]))
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)
+    assert hashlib.sha256(body).hexdigest() == job.sha256
+    assert body.startswith(b"PAR1")

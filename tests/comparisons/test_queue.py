@@ -1,0 +1,700 @@
+"""comparisons.queue, rule by rule (single-threaded; concurrency lives in test_queue_concurrency)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from comparisons import queue
+from comparisons.models import Assignment, Comparison, Judgment, Project, Response
+from comparisons.tasks import reclaim_expired_leases
+from tests.factories import ComparisonFactory, ProjectFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def make_comparisons(project, n, **kwargs):
+    return [ComparisonFactory(project=project, **kwargs) for _ in range(n)]
+
+
+def assert_counters_exact(project):
+    """open_slots == overlap - active - counted and judged_count == counted, for every comparison."""
+    project.refresh_from_db()
+    rows = Comparison.objects.filter(project=project).annotate(
+        active=Count("assignments", filter=Q(assignments__status="active"), distinct=True),
+        counted=Count("judgments", filter=Q(judgments__counted=True), distinct=True),
+    )
+    for c in rows:
+        assert c.judged_count == c.counted, c
+        if not c.is_gold:
+            assert c.open_slots == project.overlap - c.active - c.counted, c
+
+
+def expire(assignment):
+    Assignment.objects.filter(pk=assignment.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
+# --- next_assignment -----------------------------------------------------------------------
+
+
+def test_it_leases_a_comparison_and_takes_a_slot(project, alice):
+    c = ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    assert lease.comparison == c
+    assert lease.rater == alice
+    assert lease.status == Assignment.Status.ACTIVE
+    assert lease.expires_at == lease.leased_at + timedelta(seconds=project.lease_seconds)
+    c.refresh_from_db()
+    assert (c.open_slots, c.lease_count, c.judged_count) == (2, 1, 0)
+    assert_counters_exact(project)
+
+
+def test_a_refresh_returns_the_same_lease(project, alice):
+    make_comparisons(project, 3)
+    first = queue.next_assignment(alice, project)
+    assert queue.next_assignment(alice, project) == first
+    assert Assignment.objects.count() == 1
+    assert_counters_exact(project)
+
+
+def test_it_never_gives_a_rater_the_same_comparison_twice(project, alice):
+    c1, c2 = make_comparisons(project, 2)
+    lease = queue.next_assignment(alice, project)
+    queue.skip_assignment(lease, "unsure")
+    lease2 = queue.next_assignment(alice, project)
+    queue.submit_judgment(lease2, choice="a")
+    assert {lease.comparison_id, lease2.comparison_id} == {c1.pk, c2.pk}
+    # Both still have open slots, but alice has seen both (one skipped).
+    assert queue.next_assignment(alice, project) is None
+    assert queue.empty_reason(alice, project) == "done"
+
+
+def test_it_respects_the_overlap(alice, bob, charlie):
+    project = ProjectFactory(overlap=2)
+    project.raters.add(alice, bob, charlie)
+    c1, c2 = make_comparisons(project, 2)
+    assert queue.next_assignment(alice, project).comparison == c1
+    assert queue.next_assignment(bob, project).comparison == c1
+    # Two active leases fill c1's overlap even before anyone submits.
+    assert queue.next_assignment(charlie, project).comparison == c2
+    assert_counters_exact(project)
+
+
+def test_it_picks_by_priority_then_started_work_then_age(project, alice, bob):
+    old, started, newer, urgent = make_comparisons(project, 4)
+    Comparison.objects.filter(pk=urgent.pk).update(priority=5)
+    # bob judges "started" so it has a judgment and comes before the older untouched one.
+    lease = Assignment.objects.create(
+        project=project,
+        comparison=started,
+        rater=bob,
+        leased_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    Comparison.objects.filter(pk=started.pk).update(open_slots=2, lease_count=1)
+    queue.submit_judgment(lease, choice="a")
+
+    picked = []
+    for _ in range(4):
+        a = queue.next_assignment(alice, project)
+        picked.append(a.comparison_id)
+        queue.submit_judgment(a, choice="b")
+    assert picked == [urgent.pk, started.pk, old.pk, newer.pk]
+
+
+def test_it_returns_none_with_the_reason(project, alice):
+    ComparisonFactory(project=project)
+    outsider = UserFactory(email="outsider@example.com")
+    assert queue.next_assignment(outsider, project) is None
+    assert queue.empty_reason(outsider, project) == "not_member"
+
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+    assert queue.next_assignment(alice, project) is None
+    assert queue.empty_reason(alice, project) == "paused"
+
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.ARCHIVED)
+    assert queue.next_assignment(alice, project) is None
+    assert queue.empty_reason(alice, project) == "archived"
+
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.ACTIVE)
+    assert queue.next_assignment(alice, project) is not None
+
+
+def test_pausing_stops_new_leases_but_work_in_hand_can_be_finished(project, alice, bob):
+    make_comparisons(project, 3)
+    lease = queue.next_assignment(alice, project)
+    # The caller's instance is stale on purpose: pausing must take effect at once.
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+    assert project.status == Project.Status.ACTIVE
+
+    assert queue.next_assignment(bob, project) is None
+    assert queue.empty_reason(bob, project) == "paused"
+    assert queue.next_assignment(alice, project) == lease  # still hers to finish
+    judgment = queue.submit_judgment(lease, choice="a")
+    assert judgment.counted
+    assert queue.next_assignment(alice, project) is None
+    assert_counters_exact(project)
+
+
+def test_gold_is_mixed_in_at_the_gold_rate_once_per_rater(alice, bob):
+    project = ProjectFactory(overlap=2, gold_rate=0.25)
+    project.raters.add(alice, bob)
+    regular = make_comparisons(project, 12)
+    gold = make_comparisons(project, 2, gold_choice="a")
+    slots_before = {g.pk: g.open_slots for g in gold}
+
+    seen = []
+    while (a := queue.next_assignment(alice, project)) is not None:
+        seen.append(a.comparison)
+        queue.submit_judgment(a, choice="a")
+    kinds = ["gold" if c.is_gold else "regular" for c in seen]
+    # Every 4th lease is gold while gold is left; each gold once.
+    assert kinds[:8] == ["regular"] * 3 + ["gold"] + ["regular"] * 3 + ["gold"]
+    assert sorted(c.pk for c in seen if c.is_gold) == [g.pk for g in gold]
+    assert len(seen) == len(regular) + len(gold)
+
+    # Gold takes no slot: bob gets both golds as well, on the same turns.
+    bob_kinds = []
+    while (a := queue.next_assignment(bob, project)) is not None:
+        bob_kinds.append("gold" if a.comparison.is_gold else "regular")
+        queue.submit_judgment(a, choice="b")
+    assert bob_kinds == kinds
+    for g in gold:
+        g.refresh_from_db()
+        assert g.open_slots == slots_before[g.pk]
+        assert g.judged_count == 2
+    assert Judgment.objects.filter(is_gold=True, rater=alice).count() == 2
+    assert_counters_exact(project)
+
+
+def test_gold_without_gold_rate_is_never_served(project, alice):
+    ComparisonFactory(project=project, gold_choice="a")
+    assert queue.next_assignment(alice, project) is None
+
+
+def test_display_order_alternates_across_a_comparisons_raters(project, alice, bob, charlie):
+    c = ComparisonFactory(project=project)
+    orders = [queue.next_assignment(u, project).swapped for u in (alice, bob, charlie)]
+    assert orders == [False, True, False]
+    assert Assignment.objects.filter(comparison=c, swapped=True).count() == 1
+
+
+def test_a_racing_second_next_gets_the_first_lease(project, alice, monkeypatch):
+    """Two "next" requests of one rater at once: the unique constraint turns the loser's pick
+    into the winner's lease instead of a second lease or an error."""
+    make_comparisons(project, 3)
+    winner = queue.next_assignment(alice, project)
+    real_live_lease = queue._live_lease
+    calls = []
+
+    def blind_first_time(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            return None  # as if the winner had not committed when we looked
+        return real_live_lease(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "_live_lease", blind_first_time)
+    assert queue.next_assignment(alice, project) == winner
+    assert Assignment.objects.filter(rater=alice).count() == 1
+    assert_counters_exact(project)
+
+
+# --- leases and expiry ---------------------------------------------------------------------
+
+
+def test_an_expired_lease_goes_to_the_next_rater_who_picks(alice, bob):
+    project = ProjectFactory(overlap=1, lease_seconds=60)
+    project.raters.add(alice, bob)
+    c = ComparisonFactory(project=project)
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        lease = queue.next_assignment(alice, project)
+        assert queue.next_assignment(bob, project) is None
+        traveller.shift(timedelta(seconds=61))
+        taken = queue.next_assignment(bob, project)
+    assert taken.comparison == c
+    lease.refresh_from_db()
+    assert lease.status == Assignment.Status.EXPIRED
+    assert lease.finished_at is not None
+    # alice had it once; she is not offered it again.
+    assert queue.next_assignment(alice, project) is None
+    assert_counters_exact(project)
+
+
+def test_a_rater_gets_their_own_expired_lease_back_if_nobody_reclaimed_it(project, alice):
+    make_comparisons(project, 2)
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        lease = queue.next_assignment(alice, project)
+        traveller.shift(timedelta(seconds=project.lease_seconds + 5))
+        again = queue.next_assignment(alice, project)
+        assert again == lease
+        assert again.expires_at == timezone.now() + timedelta(seconds=project.lease_seconds)
+    assert Assignment.objects.count() == 1
+    assert_counters_exact(project)
+
+
+def test_renew_lease_extends_an_active_lease_only(project, alice):
+    make_comparisons(project, 2)
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        lease = queue.next_assignment(alice, project)
+        traveller.shift(timedelta(seconds=300))
+        assert queue.renew_lease(lease) is True
+        lease.refresh_from_db()
+        assert lease.expires_at == timezone.now() + timedelta(seconds=project.lease_seconds)
+
+        traveller.shift(timedelta(seconds=project.lease_seconds + 1))
+        assert queue.reclaim_expired(project=project) == 1
+        assert queue.renew_lease(lease) is False
+    lease.refresh_from_db()
+    assert lease.status == Assignment.Status.EXPIRED
+    assert_counters_exact(project)
+
+
+def test_reclaim_expired_frees_slots_in_every_project(alice, bob):
+    p1, p2 = ProjectFactory(lease_seconds=60), ProjectFactory(lease_seconds=60)
+    for p in (p1, p2):
+        p.raters.add(alice, bob)
+        make_comparisons(p, 2)
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        leases = [queue.next_assignment(u, p) for u in (alice, bob) for p in (p1, p2)]
+        traveller.shift(timedelta(seconds=30))
+        assert reclaim_expired_leases.apply().get() == 0
+        traveller.shift(timedelta(seconds=31))
+        assert reclaim_expired_leases.apply().get() == 4
+        assert queue.reclaim_expired() == 0
+    for lease in leases:
+        lease.refresh_from_db()
+        assert lease.status == Assignment.Status.EXPIRED
+    assert_counters_exact(p1)
+    assert_counters_exact(p2)
+
+
+def test_reclaim_gives_back_one_slot_per_expired_lease(project, alice, bob, charlie):
+    c = ComparisonFactory(project=project)
+    leases = [queue.next_assignment(u, project) for u in (alice, bob, charlie)]
+    c.refresh_from_db()
+    assert c.open_slots == 0
+    expire(leases[0])
+    expire(leases[1])
+    assert queue.reclaim_expired(project=project) == 2
+    c.refresh_from_db()
+    assert c.open_slots == 2
+    assert_counters_exact(project)
+
+
+def test_the_beat_schedule_reclaims_every_minute(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["reclaim-expired-leases"]
+    assert entry["task"] == "comparisons.tasks.reclaim_expired_leases"
+    assert entry["schedule"] == 60.0
+
+
+def test_a_late_submit_counts_when_the_slot_is_still_free(project, alice):
+    c = ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    expire(lease)
+    queue.reclaim_expired()
+    judgment = queue.submit_judgment(lease, choice="a")
+    assert (judgment.counted, judgment.is_late) == (True, False)
+    c.refresh_from_db()
+    assert (c.open_slots, c.judged_count) == (2, 1)
+    assert_counters_exact(project)
+
+
+def test_a_late_submit_is_kept_but_not_counted_when_the_slot_was_taken(alice, bob):
+    project = ProjectFactory(overlap=1)
+    project.raters.add(alice, bob)
+    c = ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    expire(lease)
+    bobs = queue.next_assignment(bob, project)  # reclaims alice's lease and takes the slot
+    assert bobs.comparison == c
+
+    late = queue.submit_judgment(lease, choice="b", rationale="took a while")
+    assert (late.counted, late.is_late) == (False, True)
+    assert late.rationale == "took a while"
+    on_time = queue.submit_judgment(bobs, choice="a")
+    assert (on_time.counted, on_time.is_late) == (True, False)
+    c.refresh_from_db()
+    assert (c.open_slots, c.judged_count) == (0, 1)
+    assert Judgment.objects.filter(comparison=c).count() == 2
+    assert_counters_exact(project)
+
+
+def test_an_expired_but_unreclaimed_lease_still_counts(project, alice):
+    ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    expire(lease)
+    judgment = queue.submit_judgment(lease, choice="a")
+    assert judgment.counted and not judgment.is_late
+    assert_counters_exact(project)
+
+
+def test_release_leases_frees_a_raters_leases(project, alice, bob):
+    other = ProjectFactory()
+    other.raters.add(alice)
+    make_comparisons(project, 2)
+    make_comparisons(other, 1)
+    mine = queue.next_assignment(alice, project)
+    elsewhere = queue.next_assignment(alice, other)
+    queue.next_assignment(bob, project)
+
+    assert queue.release_leases(rater=alice, project=project) == 1
+    mine.refresh_from_db()
+    assert mine.status == Assignment.Status.SKIPPED
+    assert mine.skip_reason == queue.RELEASED_REASON
+    elsewhere.refresh_from_db()
+    assert elsewhere.status == Assignment.Status.ACTIVE
+    with pytest.raises(ValidationError) as err:
+        queue.submit_judgment(mine, choice="a")
+    assert "released" in str(err.value.message_dict[NON_FIELD_ERRORS])
+    assert queue.release_leases(rater=alice) == 1  # the other project's lease
+    assert queue.release_leases(rater=alice) == 0
+    assert_counters_exact(project)
+    assert_counters_exact(other)
+
+
+def test_change_overlap_keeps_open_slots_exact(project, alice, bob, charlie):
+    c1, c2 = make_comparisons(project, 2)
+    gold = ComparisonFactory(project=project, gold_choice="a")
+    gold_slots = gold.open_slots
+    queue.submit_judgment(queue.next_assignment(alice, project), choice="a")  # c1 judged
+    queue.next_assignment(bob, project)  # c1 leased
+    queue.change_overlap(project, 5)
+    assert project.overlap == 5
+    assert_counters_exact(project)
+
+    # Below the work already in hand: c1 is over-served for now and leaves the pick.
+    queue.change_overlap(project, 1)
+    c1.refresh_from_db()
+    assert c1.open_slots == -1
+    assert queue.next_assignment(charlie, project).comparison == c2
+    assert_counters_exact(project)
+
+    # Raising it again gives exactly the missing slots back (a clamp at 0 would lose one).
+    queue.change_overlap(project, 3)
+    c1.refresh_from_db()
+    assert c1.open_slots == 1
+    gold.refresh_from_db()
+    assert gold.open_slots == gold_slots
+    assert_counters_exact(project)
+
+    with pytest.raises(ValidationError):
+        queue.change_overlap(project, 0)
+
+
+# --- submit_judgment -----------------------------------------------------------------------
+
+
+def test_submit_stores_the_canonical_choice_and_copies_the_lease(project, alice, bob):
+    c = ComparisonFactory(project=project)
+    queue.next_assignment(alice, project)
+    lease = queue.next_assignment(bob, project)
+    assert lease.swapped  # the second lease shows B first
+    # bob clicked the left response, which is canonical B.
+    judgment = queue.submit_judgment(
+        lease, choice=lease.canonical_choice("1"), flags=["unsafe"], duration_ms=4200, rater=bob
+    )
+    judgment.refresh_from_db()
+    assert judgment.choice == "b"
+    assert judgment.swapped is True
+    assert (judgment.project, judgment.comparison, judgment.rater) == (project, c, bob)
+    assert judgment.flags == ["unsafe"]
+    assert judgment.duration_ms == 4200
+    assert not judgment.is_gold
+    lease.refresh_from_db()
+    assert lease.status == Assignment.Status.SUBMITTED
+    assert lease.finished_at is not None
+    c.refresh_from_db()
+    assert (c.open_slots, c.judged_count) == (1, 1)
+    assert_counters_exact(project)
+
+
+def test_submit_is_idempotent(project, alice):
+    c = ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    first = queue.submit_judgment(lease, choice="a", rationale="clearer")
+    second = queue.submit_judgment(lease, choice="b")
+    assert second.pk == first.pk
+    assert second.choice == "a"
+    assert Judgment.objects.count() == 1
+    c.refresh_from_db()
+    assert c.judged_count == 1
+    assert_counters_exact(project)
+
+
+def test_submit_refuses_another_raters_assignment(project, alice, bob):
+    ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    with pytest.raises(PermissionDenied):
+        queue.submit_judgment(lease, choice="a", rater=bob)
+    with pytest.raises(PermissionDenied):
+        queue.skip_assignment(lease, rater=bob)
+    assert not Judgment.objects.exists()
+    lease.refresh_from_db()
+    assert lease.status == Assignment.Status.ACTIVE
+
+
+def _scheme_project(alice, **scheme):
+    p = ProjectFactory(**scheme)
+    p.raters.add(alice)
+    ComparisonFactory(project=p)
+    return p, queue.next_assignment(alice, p)
+
+
+def _errors(lease, **answer):
+    with pytest.raises(ValidationError) as err:
+        queue.submit_judgment(lease, **answer)
+    assert not Judgment.objects.exists()
+    return err.value.message_dict
+
+
+@pytest.mark.parametrize(
+    ("scheme", "answer", "field"),
+    [
+        ({}, {"choice": "c"}, "choice"),
+        ({"allow_tie": False}, {"choice": "tie"}, "choice"),
+        ({"allow_both_bad": False}, {"choice": "both_bad"}, "choice"),
+        ({"use_strength": True}, {"choice": "a"}, "strength"),
+        ({"use_strength": True}, {"choice": "b", "strength": "hugely"}, "strength"),
+        ({}, {"choice": "a", "strength": "much"}, "strength"),
+        ({"criteria": ["helpful", "honest"]}, {"choice": "a"}, "criteria"),
+        (
+            {"criteria": ["helpful", "honest"]},
+            {"choice": "a", "criteria": {"helpful": "a"}},
+            "criteria",
+        ),
+        (
+            {"criteria": ["helpful"]},
+            {"choice": "a", "criteria": {"helpful": "a", "fun": "a"}},
+            "criteria",
+        ),
+        (
+            {"criteria": ["helpful"], "allow_tie": False},
+            {"choice": "a", "criteria": {"helpful": "tie"}},
+            "criteria",
+        ),
+        ({}, {"choice": "a", "criteria": {"helpful": "a"}}, "criteria"),
+        ({"rationale": "off"}, {"choice": "a", "rationale": "because"}, "rationale"),
+        ({"rationale": "required"}, {"choice": "a", "rationale": "   "}, "rationale"),
+        (
+            {"rationale": "required", "rationale_min_chars": 20},
+            {"choice": "a", "rationale": "too short"},
+            "rationale",
+        ),
+        (
+            {"rationale": "optional", "rationale_min_chars": 20},
+            {"choice": "a", "rationale": "too short"},
+            "rationale",
+        ),
+        ({}, {"choice": "a", "flags": ["boring"]}, "flags"),
+        ({}, {"choice": "a", "duration_ms": -5}, "duration_ms"),
+    ],
+)
+def test_submit_validates_against_the_scheme(alice, scheme, answer, field):
+    _, lease = _scheme_project(alice, **scheme)
+    assert field in _errors(lease, **answer)
+    lease.refresh_from_db()
+    assert lease.status == Assignment.Status.ACTIVE  # nothing changed; the rater can fix it
+
+
+def test_submit_reports_every_problem_at_once(alice):
+    _, lease = _scheme_project(alice, use_strength=True, rationale="required", criteria=["x"])
+    errors = _errors(lease, choice="a", flags=["nope"])
+    assert set(errors) == {"strength", "criteria", "rationale", "flags"}
+
+
+def test_submit_accepts_a_full_valid_answer(alice):
+    _, lease = _scheme_project(
+        alice,
+        use_strength=True,
+        criteria=["helpful", "honest"],
+        rationale="required",
+        rationale_min_chars=5,
+    )
+    judgment = queue.submit_judgment(
+        lease,
+        choice="a",
+        strength="clearly",
+        criteria={"helpful": "a", "honest": "tie"},
+        rationale="  More accurate.  ",
+        flags=["cannot_judge", "cannot_judge"],
+    )
+    judgment.refresh_from_db()
+    assert judgment.strength == "clearly"
+    assert judgment.criteria == {"helpful": "a", "honest": "tie"}
+    assert judgment.rationale == "More accurate."
+    assert judgment.flags == ["cannot_judge"]
+
+
+def test_strength_is_not_asked_for_tie_or_both_bad(alice):
+    """Decision: strength grades a preference; for tie/both_bad it is dropped, not required."""
+    _, lease = _scheme_project(alice, use_strength=True)
+    judgment = queue.submit_judgment(lease, choice="tie", strength="much")
+    assert judgment.strength is None
+    assert judgment.counted
+
+
+def test_submit_on_a_skipped_lease_is_refused(project, alice):
+    ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    queue.skip_assignment(lease)
+    errors = _errors(lease, choice="a")
+    assert "skipped" in errors[NON_FIELD_ERRORS][0]
+
+
+# --- skip_assignment -----------------------------------------------------------------------
+
+
+def test_skip_frees_the_slot_and_keeps_the_reason(project, alice, bob):
+    c = ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    queue.skip_assignment(lease, "Not my language", rater=alice)
+    lease.refresh_from_db()
+    assert lease.status == Assignment.Status.SKIPPED
+    assert lease.skip_reason == "Not my language"
+    c.refresh_from_db()
+    assert c.open_slots == 3
+    queue.skip_assignment(lease, "again")  # idempotent
+    c.refresh_from_db()
+    assert c.open_slots == 3
+    assert queue.next_assignment(bob, project).comparison == c
+    assert_counters_exact(project)
+
+
+def test_skipping_an_expired_lease_does_not_free_its_slot_twice(project, alice):
+    c = ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    expire(lease)
+    queue.reclaim_expired()
+    queue.skip_assignment(lease)
+    c.refresh_from_db()
+    assert c.open_slots == 3
+    assert_counters_exact(project)
+
+
+def test_skip_after_submit_is_refused(project, alice):
+    ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    queue.submit_judgment(lease, choice="a")
+    with pytest.raises(ValidationError):
+        queue.skip_assignment(lease)
+    assert_counters_exact(project)
+
+
+# --- query counts --------------------------------------------------------------------------
+
+
+def _bulk_comparisons(project, n):
+    start = Comparison.objects.count()
+    comparisons = Comparison.objects.bulk_create(
+        Comparison(
+            project=project,
+            external_id=f"bulk-{start + i}",
+            prompt=[{"role": "user", "content": "?"}],
+            open_slots=project.overlap,
+        )
+        for i in range(n)
+    )
+    Response.objects.bulk_create(
+        Response(comparison=c, position=pos, model_name="m", content="x")
+        for c in comparisons
+        for pos in (0, 1)
+    )
+
+
+@pytest.mark.parametrize("gold_rate", [0.0, 0.2])
+def test_next_and_submit_query_counts_do_not_grow_with_the_data(
+    project, alice, bob, django_assert_max_num_queries, gold_rate
+):
+    Project.objects.filter(pk=project.pk).update(gold_rate=gold_rate)
+    counts = {}
+    for total in (10, 1000):
+        _bulk_comparisons(project, total - Comparison.objects.filter(project=project).count())
+        ComparisonFactory(project=project, gold_choice="a")
+        # Some history and some expired leases for the pick to skip and reclaim.
+        for rater in (alice, bob):
+            for _ in range(3):
+                queue.submit_judgment(queue.next_assignment(rater, project), choice="a")
+        expire(queue.next_assignment(bob, project))
+        with django_assert_max_num_queries(12) as ctx_next:
+            lease = queue.next_assignment(alice, project)
+        with django_assert_max_num_queries(6) as ctx_submit:
+            queue.submit_judgment(lease, choice="a")
+        queue.next_assignment(bob, project)
+        with django_assert_max_num_queries(2) as ctx_refresh:
+            queue.next_assignment(bob, project)  # a refresh: membership + its live lease
+        counts[total] = (len(ctx_next), len(ctx_submit), len(ctx_refresh))
+        Assignment.objects.filter(rater=bob, status="active").update(status="skipped")
+        Comparison.objects.filter(project=project).update(open_slots=project.overlap)
+    assert counts[10] == counts[1000], counts
+
+
+# --- the pick's plan -----------------------------------------------------------------------
+
+
+def _plan_after_history(project, rater, other) -> str:
+    from django.db import connection, transaction
+
+    _bulk_comparisons(project, 2000)
+    now = timezone.now()
+    # Enough history that scanning it would cost more than an index probe.
+    Assignment.objects.bulk_create(
+        Assignment(
+            project=project,
+            comparison=c,
+            rater=other,
+            status=Assignment.Status.SUBMITTED,
+            leased_at=now,
+            expires_at=now,
+        )
+        for c in Comparison.objects.filter(project=project)
+    )
+    for _ in range(30):
+        queue.submit_judgment(queue.next_assignment(rater, project), choice="a")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    with transaction.atomic():
+        return queue.pick_queryset(rater, project)[:1].explain()
+
+
+def test_the_pick_walks_the_partial_index_on_sqlite(project, alice, bob):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's plan; PostgreSQL has its own test")
+    plan = _plan_after_history(project, alice, bob)
+    assert "SEARCH seen USING COVERING INDEX" in plan
+    assert "USING INDEX comparison_pick_idx" in plan
+    assert "SCAN comparisons_comparison" not in plan
+
+
+@pytest.mark.postgres
+def test_the_pick_walks_the_partial_index_on_postgresql(project, alice, bob):
+    plan = _plan_after_history(project, alice, bob)
+    assert "Index Scan using comparison_pick_idx" in plan
+    # The "never had it" check is one index probe by comparison per row walked, never a scan
+    # of the rater's history.
+    assert "Index Cond: (comparison_id = comparisons_comparison.id)" in plan
+    assert "Seq Scan" not in plan
+    assert "Sort" not in plan
+
+
+@pytest.mark.postgres
+def test_the_reclaim_reads_only_active_leases_through_their_index(project, alice, bob):
+    from django.db import connection, transaction
+
+    _plan_after_history(project, alice, bob)  # thousands of finished leases to ignore
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    with transaction.atomic():
+        plan = queue.expired_queryset(project_id=project.pk, now=timezone.now()).explain()
+    # Either partial index on active leases serves it (the planner picks by size); both hold
+    # live leases only, so the finished history costs nothing.
+    assert "assignment_active_expiry_idx" in plan or "assignment_one_active_per_rater" in plan
+    assert "Seq Scan" not in plan

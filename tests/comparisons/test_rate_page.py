@@ -1,0 +1,194 @@
+"""/rate/<slug>/: the rating page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from comparisons.models import Assignment, Project
+from tests.comparisons._rate_helpers import PAGE_BUDGET, add_comparisons, count_queries
+from tests.factories import ComparisonFactory, ProjectFactory
+
+URL = "/rate/demo-test/"
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def test_it_requires_login(client, project):
+    r = client.get(URL)
+    assert r.status_code == 302
+    assert r["Location"].startswith("/accounts/login/")
+
+
+def test_it_404s_for_non_members(client, project):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(email="mallory@example.com"))
+    ComparisonFactory(project=project)
+    assert client.get(URL).status_code == 404
+    assert not Assignment.objects.exists()
+
+
+def test_it_404s_for_unknown_projects(alice_client, project):
+    assert alice_client.get("/rate/nope/").status_code == 404
+
+
+def test_it_shows_the_prompt_and_two_blind_responses(alice_client, project):
+    ComparisonFactory(
+        project=project,
+        prompt=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Explain **TCP** slow start."},
+        ],
+        responses=[("gpt-secret", "First answer"), ("claude-secret", "Second answer here")],
+    )
+    r = alice_client.get(URL)
+    html = r.content.decode()
+    assert r.status_code == 200
+    assert "Response 1" in html and "Response 2" in html
+    assert "gpt-secret" not in html and "claude-secret" not in html
+    assert ">System<" in html and ">User<" in html
+    assert "<strong>TCP</strong>" in html
+    assert "2 words · 12 characters" in html  # "First answer"
+    assert "3 words · 18 characters" in html
+    assert html.index("First answer") < html.index("Second answer here")
+    assert "<details" in html and "Pick the response" in html  # instructions, collapsible
+
+
+def test_it_shows_responses_in_the_assignments_display_order(alice_client, bob, project):
+    c = ComparisonFactory(project=project, responses=[("m1", "Canonical A"), ("m2", "Canonical B")])
+    # bob's lease is the comparison's first (lease_count 0), so alice's is swapped.
+    from comparisons import queue
+
+    queue.next_assignment(bob, project)
+    html = alice_client.get(URL).content.decode()
+    lease = Assignment.objects.get(rater__email="alice@example.com", comparison=c)
+    assert lease.swapped
+    assert html.index("Canonical B") < html.index("Canonical A")
+
+
+def test_a_plain_prompt_string_is_one_user_message(alice_client, project):
+    ComparisonFactory(project=project, prompt="Just a string prompt")
+    html = alice_client.get(URL).content.decode()
+    assert ">User<" in html and "Just a string prompt" in html
+
+
+def test_reloading_keeps_the_same_lease(alice_client, project):
+    ComparisonFactory.create_batch(3, project=project)
+    first = alice_client.get(URL).content.decode()
+    second = alice_client.get(URL).content.decode()
+    assert Assignment.objects.count() == 1
+    pick = re.compile(r'data-assignment="(\d+)"')
+    assert pick.search(first).group(1) == pick.search(second).group(1)
+
+
+def test_it_shows_the_done_state(alice_client, project):
+    r = alice_client.get(URL)
+    assert r.status_code == 200
+    assert "All done" in r.content.decode()
+    assert 'id="judgment-form"' not in r.content.decode()
+
+
+def test_it_shows_the_paused_state_without_leasing(alice_client, project):
+    ComparisonFactory(project=project)
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+    html = alice_client.get(URL).content.decode()
+    assert "This project is paused" in html
+    assert 'id="judgment-form"' not in html
+    assert not Assignment.objects.exists()
+
+
+def test_it_shows_the_archived_state(alice_client, project):
+    ComparisonFactory(project=project)
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.ARCHIVED)
+    html = alice_client.get(URL).content.decode()
+    assert "This project is closed" in html
+    assert not Assignment.objects.exists()
+
+
+def test_the_form_follows_the_projects_scheme(alice_client, db, alice):
+    p = ProjectFactory(
+        slug="strict",
+        allow_tie=False,
+        allow_both_bad=True,
+        use_strength=True,
+        criteria=["helpfulness", "harmlessness"],
+        rationale=Project.Rationale.REQUIRED,
+        rationale_min_chars=20,
+    )
+    p.raters.add(alice)
+    ComparisonFactory(project=p)
+    html = alice_client.get("/rate/strict/").content.decode()
+    assert 'value="tie"' not in html
+    assert 'name="choice" value="both_bad"' in html
+    assert 'name="strength" value="much"' in html
+    assert "Helpfulness" in html and "Harmlessness" in html
+    assert 'name="criterion_1" value="both_bad"' in html
+    assert "at least 20 characters" in html
+
+
+def test_the_rationale_box_is_absent_when_off(alice_client, project):
+    Project.objects.filter(pk=project.pk).update(rationale=Project.Rationale.OFF)
+    ComparisonFactory(project=project)
+    assert "<textarea" not in alice_client.get(URL).content.decode()
+
+
+def test_the_page_sends_a_csp_without_inline_script_or_style(alice_client, project):
+    ComparisonFactory(project=project, responses=[("m", "<script>alert(1)</script>"), ("n", "x")])
+    r = alice_client.get(URL)
+    csp = r["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    html = r.content.decode()
+    # Every script is an external file; no inline handlers or style attributes anywhere.
+    for tag in re.findall(r"<script\b[^>]*>", html):
+        assert "src=" in tag
+    assert not re.search(r"<script\b[^>]*>\s*[^<\s]", html)
+    assert not re.search(r"\son[a-z]+\s*=", html)
+    assert " style=" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_every_post_form_carries_a_csrf_token(alice_client, project):
+    ComparisonFactory(project=project)
+    html = alice_client.get(URL).content.decode()
+    forms = re.findall(r"<form\b[^>]*method=\"post\"[^>]*>.*?</form>", html, re.S)
+    assert len(forms) >= 3  # submit, skip, log out
+    for form in forms:
+        assert "csrfmiddlewaretoken" in form
+    assert "X-CSRFToken" in html  # htmx requests send it from <body hx-headers>
+
+
+# Query budgets run with real transactions (transactional_db), as in production: inside the
+# test-wide transaction every atomic block would add SAVEPOINT/RELEASE statements of its own.
+
+
+@pytest.mark.parametrize("state", ["lease", "done"])
+def test_it_runs_a_constant_number_of_queries(transactional_db, alice_client, project, state):
+    if state == "lease":
+        add_comparisons(project, 10)
+        alice_client.get(URL)  # take the lease; the count below is a reload
+    few = count_queries(lambda: alice_client.get(URL))
+    add_comparisons(project, 1000, prefix="more")
+    if state == "done":
+        Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+        few = count_queries(lambda: alice_client.get(URL))
+        add_comparisons(project, 1000, prefix="more2")
+    many = count_queries(lambda: alice_client.get(URL))
+    assert few == many <= PAGE_BUDGET
+
+
+def test_a_first_visit_that_leases_stays_within_the_query_budget(
+    transactional_db, alice_client, project
+):
+    add_comparisons(project, 10)
+    few = count_queries(lambda: alice_client.get(URL))
+    Assignment.objects.all().delete()
+    add_comparisons(project, 1000, prefix="more")
+    many = count_queries(lambda: alice_client.get(URL))
+    assert few == many <= PAGE_BUDGET
+    assert Assignment.objects.count() == 1
