@@ -177,7 +177,8 @@ def _next_panel(request: HttpRequest, project: Project, *, notice: str = "") -> 
 @require_GET
 def rate_project(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_rater(request, slug)
-    assignment = queue.next_assignment(request.user, project) if project.is_active else None
+    # In a paused project the queue still returns work in hand (a live lease) but nothing new.
+    assignment = queue.next_assignment(request.user, project)
     # Always the full page, also for htmx history restores (the page sets hx-history="false").
     return render(request, "comparisons/rate.html", _panel_context(request, project, assignment))
 

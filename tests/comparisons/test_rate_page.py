@@ -103,6 +103,17 @@ def test_it_shows_the_paused_state_without_leasing(alice_client, project):
     assert not Assignment.objects.exists()
 
 
+def test_a_paused_project_still_shows_the_work_in_hand(alice_client, project):
+    ComparisonFactory(project=project)
+    alice_client.get(URL)
+    lease = Assignment.objects.get()
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+    html = alice_client.get(URL).content.decode()
+    assert f'data-assignment="{lease.pk}"' in html
+    assert 'id="judgment-form"' in html
+    assert Assignment.objects.count() == 1
+
+
 def test_it_shows_the_archived_state(alice_client, project):
     ComparisonFactory(project=project)
     Project.objects.filter(pk=project.pk).update(status=Project.Status.ARCHIVED)
