@@ -2,6 +2,7 @@
 
 Tests marked `postgres`, `redis` or `browser` need a real service. Without it they skip with
 the reason printed; with REQUIRE_SERVICES=1 (CI) they fail instead, so CI never passes by skipping.
+CI's SQLite pass sets REQUIRE_SERVICES=redis,browser: its postgres tests run in the PostgreSQL pass.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from urllib.parse import urlparse
 
 import pytest
 
-REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") in {"1", "true", "yes"}
+# REQUIRE_SERVICES=1 requires every service; a comma list (e.g. "redis,browser") only those.
+_required = os.environ.get("REQUIRE_SERVICES", "").strip().lower()
+REQUIRED_SERVICES = (
+    {"postgres", "redis", "browser"}
+    if _required in {"1", "true", "yes"}
+    else {name.strip() for name in _required.split(",") if name.strip()}
+)
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -54,8 +61,8 @@ def pytest_runtest_setup(item):
         reason = _missing_service(marker)
         if reason is None:
             continue
-        if REQUIRE_SERVICES:
-            pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+        if marker in REQUIRED_SERVICES:
+            pytest.fail(f"REQUIRE_SERVICES requires {marker} but the test {reason}", pytrace=False)
         pytest.skip(reason)
 
 
