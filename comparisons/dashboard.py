@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from comparisons import charts, metrics
 from comparisons.models import Project
+from comparisons.tasks import recompute_metrics
 
 # (sort key, column heading, help text): the rater table's sortable columns, in order.
 RATER_COLUMNS = [
@@ -221,8 +222,6 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def project_dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_lead(request, slug)
-    from comparisons.tasks import recompute_metrics
-
     # After commit, so the worker never races a transaction that is still open.
     transaction.on_commit(lambda: recompute_metrics.delay(project.pk))
     messages.info(request, "Recomputing the metrics. Reload this page in a moment.")

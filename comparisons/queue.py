@@ -146,15 +146,18 @@ def next_assignment(rater, project: Project) -> Assignment | None:
     lease = _lease_new(
         rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=False
     )
-    if lease is None and connection.features.has_select_for_update_skip_locked:
-        # SKIP LOCKED may have passed over rows another transaction holds only briefly
-        # (a pick that leaves slots over, a reclaim about to free one). Wait for them this once
-        # so "done" is exact; it costs nothing while there is work, which is the common case.
-        # The blocking reclaim commits on its own: a pick that waits must hold no locks.
-        _reclaim(project_id=project.pk, now=now, skip_locked=False)
-        lease = _lease_new(
-            rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=True
-        )
+    if lease is None:
+        # Nothing open for this rater: now the pick needs the slots of expired leases, so
+        # reclaim them (beat reclaims the rest every minute). The blocking reclaim commits on
+        # its own: a pick that waits must hold no locks. On PostgreSQL, SKIP LOCKED may also
+        # have passed over rows another transaction holds only briefly (a pick that leaves
+        # slots over), so pick once more waiting for them: "done" is then exact. Both cost
+        # nothing while there is work, which is the common case.
+        reclaimed = _reclaim(project_id=project.pk, now=now, skip_locked=False)
+        if reclaimed or connection.features.has_select_for_update_skip_locked:
+            lease = _lease_new(
+                rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=True
+            )
     return lease
 
 
@@ -177,9 +180,6 @@ def _lease_new(
     for _ in range(EXACT_ATTEMPTS if exact else 3):
         try:
             with transaction.atomic():
-                if not exact:
-                    # Expired leases first, so their slots can go to this very pick.
-                    _reclaim(project_id=project.pk, now=timezone.now(), skip_locked=True)
                 return _lease_in_transaction(
                     rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=exact
                 )

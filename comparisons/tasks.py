@@ -4,27 +4,22 @@ from __future__ import annotations
 
 from celery import shared_task
 
-# --- exports (issue 5) ---
+from comparisons.exports import run_export_job
+from comparisons.metrics import compute_snapshot, needs_recompute
+from comparisons.models import Project
+from comparisons.queue import reclaim_expired
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_export(job_id: int) -> str | None:
     """Run one ExportJob; a redelivery after a killed worker re-runs it to the same file."""
-    from comparisons.exports import run_export_job
-
     job = run_export_job(job_id)
     return job.status if job else None
-
-
-# --- metrics (issue 6) ---
 
 
 @shared_task
 def recompute_metrics(project_id: int) -> int | None:
     """Compute one project's metrics snapshot; returns the snapshot id."""
-    from comparisons.metrics import compute_snapshot
-    from comparisons.models import Project
-
     project = Project.objects.filter(pk=project_id).first()
     return compute_snapshot(project).pk if project else None
 
@@ -32,9 +27,6 @@ def recompute_metrics(project_id: int) -> int | None:
 @shared_task
 def recompute_active_metrics() -> int:
     """Beat entry: queue a recompute for each active project with something new to show."""
-    from comparisons.metrics import needs_recompute
-    from comparisons.models import Project
-
     queued = 0
     for project in Project.objects.filter(status=Project.Status.ACTIVE):
         if needs_recompute(project):
@@ -43,12 +35,7 @@ def recompute_active_metrics() -> int:
     return queued
 
 
-# --- queue (issue 3) ---
-
-
 @shared_task
 def reclaim_expired_leases() -> int:
     """Beat entry (every minute): free the slots of leases past their expiry in every project."""
-    from comparisons.queue import reclaim_expired
-
     return reclaim_expired()

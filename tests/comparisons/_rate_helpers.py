@@ -36,14 +36,12 @@ def add_comparisons(project, n: int, *, prefix: str = "bulk") -> None:
 # test-mode-specific (SQLite logs BEGIN IMMEDIATE, the test transaction adds SAVEPOINTs).
 _TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
 
-# Budgets per request, in data queries (measured the same on SQLite and PostgreSQL):
-#   index 3, page reload 7, page that leases 10, heartbeat 5, invalid submit 5, skip 13,
-#   htmx submit 14 = session 1 + user 1 + the rater's assignment 1 + the queue's submit 4
-#   + the queue's next lease 5 + progress 1 + responses 1. Two over 12: the session row
-#   (SESSION_ENGINE "cached_db" reads it from the cache) and progress (folding it into the
-#   responses query as subqueries saves the round trip but measured slower in CPU).
+# Budget per request, in data queries (measured the same on SQLite and PostgreSQL):
+#   index 3, page reload 6, page that leases 8, heartbeat 4, invalid submit 4, skip 11,
+#   htmx submit 12 = user 1 + the rater's assignment 1 + the queue's submit 4 + the queue's
+#   next lease 4 + progress 1 + responses 1 (the session comes from the cache: cached_db).
 PAGE_BUDGET = 12
-ACTION_BUDGET = 14
+ACTION_BUDGET = 12
 
 
 def data_queries(captured) -> list[str]:
