@@ -16,19 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.bench_queue import _copy, _drop_database, _recreate_database
+from bench import common
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).parent / "results" / "export.json"
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/raterhub_bench_export"
 COMPARISONS = int(os.environ.get("BENCH_EXPORT_COMPARISONS", "333334"))
 FORMATS = os.environ.get(
     "BENCH_EXPORT_FORMATS",
@@ -39,23 +34,11 @@ GOAL_SECONDS = 60
 GOAL_RSS_MB = 300
 GOAL_COPY_RATIO = 3
 
-RESPONSE = (
-    "TCP slow start doubles the congestion window every round trip until a loss or the "
-    "slow-start threshold, then congestion avoidance grows it by one segment per RTT. "
-) * 2
-
 
 def main() -> None:
-    url = os.environ.get("BENCH_EXPORT_DATABASE_URL", DEFAULT_URL)
-    _recreate_database(url)
-    env = dict(
-        os.environ,
-        DATABASE_URL=url,
-        DJANGO_SETTINGS_MODULE="raterhub.settings",
-        DEBUG="0",  # no query log in memory
-        SECRET_KEY="bench-only",
-        LOG_LEVEL="WARNING",
-    )
+    url = common.database_url("export")
+    common.recreate_database(url)
+    env = common.child_env(url)
     out_dir = Path(tempfile.mkdtemp(prefix="raterhub-bench-export-"))
     try:
         _run_child(env, ["seed"])
@@ -68,65 +51,56 @@ def main() -> None:
             leftover.unlink()
         out_dir.rmdir()
         if not os.environ.get("BENCH_EXPORT_KEEP_DB"):
-            _drop_database(url)
+            common.drop_database(url)
     _report(results)
 
 
 def _run_child(env: dict, args: list[str]) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", "from bench.bench_export import _child; _child()", *args],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    out = common.run_child("bench.bench_export", env, *args, capture=True)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def _report(results: list[dict]) -> None:
     floor = results[0]["seconds"]
-    print(
-        f"{'format':<18} {'seconds':>8} {'x COPY':>7} {'judgments/s':>12} {'rows':>9} "
-        f"{'MB':>7} {'peak RSS MB':>12}  goals"
-    )
+    marks = []
     for r in results:
-        ratio = r["seconds"] / floor
-        r["x_copy"] = round(ratio, 2)
+        r["x_copy"] = round(r["seconds"] / floor, 2)
         misses = []
         if r["format"] != "COPY (floor)":
             if r["seconds"] > GOAL_SECONDS:
                 misses.append(f">{GOAL_SECONDS}s")
             if r["peak_rss_mb"] > GOAL_RSS_MB:
                 misses.append(f">{GOAL_RSS_MB}MB")
-            if r["format"] == "judgments" and ratio > GOAL_COPY_RATIO:
+            if r["format"] == "judgments" and r["seconds"] / floor > GOAL_COPY_RATIO:
                 misses.append(f">{GOAL_COPY_RATIO}x COPY")
         r["goals_met"] = not misses
-        print(
-            f"{r['format']:<18} {r['seconds']:>8.2f} {ratio:>7.2f} {r['judgments_per_s']:>12,.0f} "
-            f"{r['rows']:>9,} {r['bytes'] / 1e6:>7.1f} {r['peak_rss_mb']:>12.1f}  "
-            f"{'ok' if not misses else 'MISSED ' + ' '.join(misses)}"
-        )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "export",
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "comparisons": COMPARISONS,
-                "judgments": results[0]["rows"],
-                "goals": {
-                    "seconds": GOAL_SECONDS,
-                    "peak_rss_mb": GOAL_RSS_MB,
-                    "judgments_vs_copy": GOAL_COPY_RATIO,
-                },
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+        marks.append("ok" if not misses else "MISSED " + " ".join(misses))
+    common.print_table(
+        f"{'format':<18} {'seconds':>8} {'x COPY':>7} {'judgments/s':>12} {'rows':>9} "
+        f"{'MB':>7} {'peak RSS MB':>12}  goals",
+        (
+            f"{r['format']:<18} {r['seconds']:>8.2f} {r['seconds'] / floor:>7.2f} "
+            f"{r['judgments_per_s']:>12,.0f} {r['rows']:>9,} {r['bytes'] / 1e6:>7.1f} "
+            f"{r['peak_rss_mb']:>12.1f}  {mark}"
+            for r, mark in zip(results, marks, strict=True)
+        ),
+        rule=False,
     )
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    common.write_results(
+        "export",
+        {
+            "benchmark": "export",
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "comparisons": COMPARISONS,
+            "judgments": results[0]["rows"],
+            "goals": {
+                "seconds": GOAL_SECONDS,
+                "peak_rss_mb": GOAL_RSS_MB,
+                "judgments_vs_copy": GOAL_COPY_RATIO,
+            },
+            "results": results,
+        },
+    )
 
 
 # The raw rows `judgments` exports: same joins, filter and order, no Python in between.
@@ -176,10 +150,8 @@ def _copy_floor(url: str, out_dir: Path) -> dict:
 
 
 def _child() -> None:
-    import django
-
-    django.setup()
     command, *args = sys.argv[1:]
+    common.setup_django(migrate=command == "seed")
     result = _seed() if command == "seed" else _export(*args)
     print(json.dumps(result))
 
@@ -207,13 +179,9 @@ def _export(fmt: str, path: str) -> dict:
 
 
 def _seed() -> dict:
-    from django.core.management import call_command
-    from django.db import connection
-
     from accounts.models import User
     from comparisons.models import Project
 
-    call_command("migrate", verbosity=0)
     started = time.perf_counter()
     User.objects.bulk_create(
         User(email=f"rater{i}@bench.example", password="!") for i in range(RATERS)
@@ -222,145 +190,5 @@ def _seed() -> dict:
     project = Project.objects.create(
         slug="bench-export", name="Bench export", overlap=3, use_strength=True
     )
-    pid = str(project.pk)
-    n = COMPARISONS
-    rng = random.Random(5)
-    base = datetime(2026, 1, 1, tzinfo=UTC)
-    choices = ["a"] * 45 + ["b"] * 40 + ["tie"] * 10 + ["both_bad"] * 5
-    strengths = ["slightly", "clearly", "much"]
-
-    def comparisons():
-        for i in range(1, n + 1):
-            prompt = json.dumps([{"role": "user", "content": f"Question {i}: explain TCP."}])
-            yield (str(i), pid, f"q-{i:07d}", prompt, "{}", "0", "\\N", "0", "3", "3", "2026-01-01")
-
-    def responses():
-        rid = 0
-        for i in range(1, n + 1):
-            for pos, model in ((0, "model-a"), (1, "model-b")):
-                rid += 1
-                yield (str(rid), str(i), str(pos), model, f"{model} #{i}: {RESPONSE}")
-
-    def judged():
-        # (assignment/judgment id, comparison, rater, swapped, choice, strength, when)
-        jid = 0
-        for i in range(1, n + 1):
-            first = rng.randrange(len(rater_ids))
-            for k in range(3):
-                jid += 1
-                choice = rng.choice(choices)
-                strength = rng.choice(strengths) if choice in ("a", "b") else None
-                when = (base + timedelta(seconds=jid * 2)).isoformat()
-                rater = rater_ids[(first + k * 7) % len(rater_ids)]
-                yield jid, i, rater, jid % 2 == 0, choice, strength, when
-
-    rows = list(judged())  # ~1M small tuples; the seeder is not what is measured
-
-    def assignments():
-        for jid, cid, rater, swapped, _c, _s, when in rows:
-            yield (
-                str(jid),
-                pid,
-                str(cid),
-                str(rater),
-                "submitted",
-                "t" if swapped else "f",
-                when,
-                when,
-                when,
-                "",
-            )
-
-    def judgments():
-        for jid, cid, rater, swapped, choice, strength, when in rows:
-            yield (
-                str(jid),
-                str(jid),
-                pid,
-                str(cid),
-                str(rater),
-                choice,
-                strength or "\\N",
-                "{}",
-                "",
-                "[]",
-                str(4000 + jid % 20000),
-                "t" if swapped else "f",
-                "f",
-                "f",
-                "t",
-                when,
-            )
-
-    with connection.cursor() as cur:
-        _copy(
-            cur,
-            "comparisons_comparison",
-            [
-                "id",
-                "project_id",
-                "external_id",
-                "prompt",
-                "metadata",
-                "priority",
-                "gold_choice",
-                "open_slots",
-                "judged_count",
-                "lease_count",
-                "created_at",
-            ],
-            comparisons(),
-        )
-        _copy(
-            cur,
-            "comparisons_response",
-            ["id", "comparison_id", "position", "model_name", "content"],
-            responses(),
-        )
-        _copy(
-            cur,
-            "comparisons_assignment",
-            [
-                "id",
-                "project_id",
-                "comparison_id",
-                "rater_id",
-                "status",
-                "swapped",
-                "leased_at",
-                "expires_at",
-                "finished_at",
-                "skip_reason",
-            ],
-            assignments(),
-        )
-        _copy(
-            cur,
-            "comparisons_judgment",
-            [
-                "id",
-                "assignment_id",
-                "project_id",
-                "comparison_id",
-                "rater_id",
-                "choice",
-                "strength",
-                "criteria",
-                "rationale",
-                "flags",
-                "duration_ms",
-                "swapped",
-                "is_gold",
-                "is_late",
-                "counted",
-                "created_at",
-            ],
-            judgments(),
-        )
-        for table in ("comparison", "response", "assignment", "judgment"):
-            cur.execute(
-                f"SELECT setval(pg_get_serial_sequence('comparisons_{table}', 'id'), "
-                f"(SELECT max(id) FROM comparisons_{table}))"
-            )
-        cur.execute("VACUUM ANALYZE")
-    return {"seeded_judgments": len(rows), "seconds": round(time.perf_counter() - started, 1)}
+    judgments = common.seed_project(project, COMPARISONS, rater_ids, responses=(335, 350), seed=5)
+    return {"seeded_judgments": judgments, "seconds": round(time.perf_counter() - started, 1)}

@@ -17,7 +17,6 @@ postgres://postgres@127.0.0.1:5432/raterhub_bench_http; created and dropped here
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -32,12 +31,9 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.bench_queue import _drop_database, _recreate_database
+from bench import common
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).parent / "results" / "http.json"
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/raterhub_bench_http"
-SIZES = [int(s) for s in os.environ.get("BENCH_HTTP_SIZES", "10000,100000,1000000").split(",")]
+SIZES = common.env_sizes("BENCH_HTTP_SIZES", "10000,100000,1000000")
 SECONDS = float(os.environ.get("BENCH_HTTP_SECONDS", "15"))
 WORKERS = int(os.environ.get("BENCH_HTTP_WORKERS", "3"))
 CONCURRENCY = (4, 16)
@@ -55,15 +51,11 @@ RESPONSE_TEXT = (
 
 
 def main() -> None:
-    url = os.environ.get("BENCH_HTTP_DATABASE_URL", DEFAULT_URL)
-    _recreate_database(url)
+    url = common.database_url("http")
+    common.recreate_database(url)
     var = tempfile.mkdtemp(prefix="raterhub-bench-http-")
-    env = dict(
-        os.environ,
-        DATABASE_URL=url,
-        DJANGO_SETTINGS_MODULE="raterhub.settings",
-        DEBUG="0",
-        SECRET_KEY="bench-only-not-secret",
+    env = common.child_env(
+        url,
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="0",
         SESSION_COOKIE_SECURE="0",
@@ -71,29 +63,20 @@ def main() -> None:
         SECURE_HSTS_SECONDS="0",
         RATERHUB_VAR_DIR=var,
         STATIC_ROOT=str(Path(var) / "static"),
-        LOG_LEVEL="WARNING",
     )
     try:
-        subprocess.run(
-            [sys.executable, "-c", "from bench.bench_http import _child; _child()"],
-            env=env,
-            check=True,
-            cwd=ROOT,
-        )
+        common.run_child("bench.bench_http", env)
     finally:
-        _drop_database(url)
+        common.drop_database(url)
 
 
 # --- child: Django is set up here ---------------------------------------------------------
 
 
 def _child() -> None:
-    import django
-
-    django.setup()
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+    common.setup_django()
     call_command("collectstatic", interactive=False, verbosity=0)
     results: dict = {
         "started_at": datetime.now(UTC).isoformat(),
@@ -119,9 +102,7 @@ def _child() -> None:
         results["sizes"][str(n)] = entry
     _goals(results)
     _print_table(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    common.write_results("http", results)
 
 
 def _seed(n: int):
@@ -181,7 +162,7 @@ class _gunicorn:
                 "--log-level",
                 "warning",
             ],
-            cwd=ROOT,
+            cwd=common.ROOT,
         )
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -276,10 +257,7 @@ class _Rater(threading.Thread):
 
 
 def _pcts(samples: list[float]) -> dict:
-    if len(samples) < 2:
-        return {"p50": None, "p95": None, "n": len(samples)}
-    qs = statistics.quantiles(samples, n=100, method="inclusive")
-    return {"p50": round(qs[49], 1), "p95": round(qs[94], 1), "n": len(samples)}
+    return common.percentiles(samples, (50, 95), 1, mean=False, count=True)
 
 
 def _run(base: str, slug: str, sessions: list[str]) -> dict:
@@ -413,16 +391,16 @@ def _print_table(results: dict) -> None:
     )
     print(f"\ngunicorn {results['workers']} sync workers, {results['cpus']} CPUs, "
           f"{results['seconds_per_run']:.0f} s per run, full reload every {RELOAD_EVERY} submits")  # fmt: skip
-    print(header)
-    print("-" * len(header))
-    for n, e in results["sizes"].items():
-        for k in CONCURRENCY:
-            r = e[str(k)]
-            print(
-                f"{int(n):>10,} | {k:>6} | {r['judgments_per_second']:>11} | "
-                f"{r['submit_ms']['p50']!s:>7}/{r['submit_ms']['p95']!s:<9} | "
-                f"{r['load_ms']['p50']!s:>6}/{r['load_ms']['p95']!s:<8} | {r['errors']:>6}"
-            )
+
+    def row(n: str, k: int, r: dict) -> str:
+        return (
+            f"{int(n):>10,} | {k:>6} | {r['judgments_per_second']:>11} | "
+            f"{r['submit_ms']['p50']!s:>7}/{r['submit_ms']['p95']!s:<9} | "
+            f"{r['load_ms']['p50']!s:>6}/{r['load_ms']['p95']!s:<8} | {r['errors']:>6}"
+        )
+
+    rows = (row(n, k, e[str(k)]) for n, e in results["sizes"].items() for k in CONCURRENCY)
+    common.print_table(header, rows)
     for e in results["sizes"].values():
         page = e.get("page")
         if page and "error" not in page:

@@ -7,6 +7,8 @@ already present). Each worker sets up Django itself, so the two databases never 
 process, and reports seconds, lines/s and peak RSS. DEBUG is off, as in production.
 
     make bench BENCH=import            # or: .venv/bin/python -m bench.bench_import [LINES]
+
+Lines: BENCH_IMPORT_LINES (default 100000).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
-LINES = 100_000
+from bench import common
+
+LINES = int(os.environ.get("BENCH_IMPORT_LINES", "100000"))
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = "raterhub_bench_import"
 
@@ -86,25 +88,17 @@ def generate(path: Path, lines: int, seed: int = 7) -> int:
     return path.stat().st_size
 
 
-def worker(database_url: str, path: str) -> None:
-    """Runs in its own process: set up Django on `database_url`, migrate, import, report JSON."""
+def worker(path: str) -> None:
+    """Runs in its own process (environment from child_env, DEBUG off): set up Django, migrate,
+    import, report JSON."""
     import resource
 
-    os.environ["DJANGO_SETTINGS_MODULE"] = "raterhub.settings"
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["DEBUG"] = "0"  # DEBUG keeps the SQL of the last 9,000 queries in memory
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    common.setup_django()
     from django.conf import settings
-    from django.core.management import call_command
 
     from comparisons.imports import import_comparisons
     from comparisons.models import Comparison, Project, Response
 
-    call_command("migrate", verbosity=0, interactive=False)
     project = Project.objects.create(slug="bench-import", name="Import benchmark")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
@@ -144,8 +138,9 @@ def worker(database_url: str, path: str) -> None:
 
 def _run_worker(database_url: str, path: Path) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.bench_import", "--worker", database_url, str(path)],
-        cwd=ROOT,
+        [sys.executable, "-m", "bench.bench_import", "--worker", str(path)],
+        env=common.child_env(database_url),
+        cwd=common.ROOT,
         capture_output=True,
         text=True,
         check=False,
@@ -153,18 +148,6 @@ def _run_worker(database_url: str, path: Path) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed on {database_url}:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _pg(sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(PG_ADMIN_URL)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        conn.close()
 
 
 def main(lines: int = LINES) -> dict:
@@ -184,34 +167,33 @@ def main(lines: int = LINES) -> dict:
 
         pg_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_DB}"
         try:
-            _pg(f"DROP DATABASE IF EXISTS {PG_DB}")
-            _pg(f"CREATE DATABASE {PG_DB}")
+            common.recreate_database(pg_url)
         except psycopg2.OperationalError as exc:
             print(f"PostgreSQL skipped: {exc}".strip())
         else:
             try:
                 results["databases"]["postgresql"] = _run_worker(pg_url, path)
             finally:
-                _pg(f"DROP DATABASE IF EXISTS {PG_DB}")
+                common.drop_database(pg_url)
 
-    print(
-        f"\n{'database':<11} {'lines':>8} {'seconds':>8} {'lines/s':>8} {'CPU s':>6} "
-        f"{'re-import s':>12} {'peak RSS MB':>12} {'load':>5}"
-    )
-    for name, row in results["databases"].items():
-        print(
+    print()
+    common.print_table(
+        f"{'database':<11} {'lines':>8} {'seconds':>8} {'lines/s':>8} {'CPU s':>6} "
+        f"{'re-import s':>12} {'peak RSS MB':>12} {'load':>5}",
+        (
             f"{name:<11} {row['lines']:>8,} {row['seconds']:>8.2f} {row['lines_per_s']:>8,} "
             f"{row['python_cpu_seconds']:>6.1f} {row['reimport_skip_existing_seconds']:>12.2f} "
             f"{row['peak_rss_mb']:>12,} {row['load_average_1min']:>5}"
-        )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+            for name, row in results["databases"].items()
+        ),
+        rule=False,
+    )
+    common.write_results("import", results)
     return results
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        worker(sys.argv[2], sys.argv[3])
+        worker(sys.argv[2])
     else:
         main(int(sys.argv[1]) if len(sys.argv) > 1 else LINES)

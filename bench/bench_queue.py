@@ -13,99 +13,39 @@ not depend on which database other benchmarks configured. Sizes: BENCH_QUEUE_SIZ
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from urllib.parse import urlparse
+from datetime import UTC, datetime
 
-RESULTS = Path(__file__).parent / "results" / "queue.json"
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/raterhub_bench_queue"
-SIZES = [int(s) for s in os.environ.get("BENCH_QUEUE_SIZES", "10000,100000,1000000").split(",")]
+from bench import common
+
+SIZES = common.env_sizes("BENCH_QUEUE_SIZES", "10000,100000,1000000")
 LATENCY_ITERATIONS = int(os.environ.get("BENCH_QUEUE_ITERATIONS", "1000"))
 THROUGHPUT_SECONDS = float(os.environ.get("BENCH_QUEUE_SECONDS", "8"))
 CONCURRENCY = (1, 4, 16)
 SEED_RATERS = 100
-CHUNK = 100_000
 
 
 def main() -> None:
-    url = os.environ.get("BENCH_QUEUE_DATABASE_URL", DEFAULT_URL)
-    _recreate_database(url)
-    env = dict(
-        os.environ,
-        DATABASE_URL=url,
-        DJANGO_SETTINGS_MODULE="raterhub.settings",
-        DEBUG="0",  # no query log in memory
-        SECRET_KEY="bench-only",
-        LOG_LEVEL="WARNING",
-    )
+    url = common.database_url("queue")
+    common.recreate_database(url)
     try:
-        subprocess.run(
-            [sys.executable, "-c", "from bench.bench_queue import _child; _child()"],
-            env=env,
-            check=True,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
+        common.run_child("bench.bench_queue", common.child_env(url))
     finally:
         if not os.environ.get("BENCH_QUEUE_KEEP_DB"):
-            _drop_database(url)
-
-
-# --- database lifecycle (psycopg2 on the maintenance database) ----------------------------
-
-
-def _admin(url: str):
-    import psycopg2
-
-    parsed = urlparse(url)
-    conn = psycopg2.connect(
-        host=parsed.hostname,
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        dbname="postgres",
-    )
-    conn.autocommit = True
-    return conn, parsed.path.lstrip("/")
-
-
-def _recreate_database(url: str) -> None:
-    conn, name = _admin(url)
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-
-
-def _drop_database(url: str) -> None:
-    conn, name = _admin(url)
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
+            common.drop_database(url)
 
 
 # --- child: Django is set up here ---------------------------------------------------------
 
 
 def _child() -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    common.setup_django()
     results = {"sizes": {}, "started_at": datetime.now(UTC).isoformat()}
     for n in SIZES:
-        t0 = time.perf_counter()
-        project = _seed(n)
-        seed_seconds = time.perf_counter() - t0
+        project, seed_seconds = common.timed(_seed, n)
         print(f"seeded {n:,} comparisons in {seed_seconds:.1f}s", flush=True)
         entry = {"seed_seconds": round(seed_seconds, 1)}
         entry["durable_commit_floor_ms"] = _commit_floor_ms()
@@ -136,22 +76,7 @@ def _child() -> None:
         and all(e["next_submit_ms_async_commit"]["p95"] < 10 for e in results["sizes"].values()),
     }
     _print_table(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
-
-
-def _copy(cursor, table: str, columns: list[str], rows) -> None:
-    buf = io.StringIO()
-    for count, row in enumerate(rows, 1):
-        buf.write("\t".join(row))
-        buf.write("\n")
-        if count % CHUNK == 0:
-            buf.seek(0)
-            cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buf)
-            buf = io.StringIO()
-    buf.seek(0)
-    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buf)
+    common.write_results("queue", results)
 
 
 def _seed(n: int):
@@ -179,156 +104,12 @@ def _seed(n: int):
     )
     project = Project.objects.create(slug=f"bench-{n}", name=f"Bench {n}", overlap=3)
     project.raters.add(*User.objects.all())
-    pid = str(project.pk)
-    now = datetime.now(UTC)
-    ts = now.isoformat()
-    done = (now - timedelta(days=1)).isoformat()
-
-    def kind(i: int) -> int:
-        """Judgments already made on comparison i: 3 (complete), 1 (started) or 0."""
-        r = i % 10
-        return 3 if r < 3 else 1 if r == 3 else 0
-
-    def comparisons():
-        for i in range(1, n + 1):
-            k = kind(i)
-            yield (
-                str(i),
-                pid,
-                f"q-{i:07d}",
-                '[{"role": "user", "content": "Question?"}]',
-                "{}",
-                "0",
-                "\\N",
-                str(3 - k),
-                str(k),
-                str(k),
-                ts,
-            )
-
-    def judged():
-        aid = 0
-        for i in range(1, n + 1):
-            for j in range(kind(i)):
-                aid += 1
-                yield aid, i, seed_ids[(i + j) % len(seed_ids)], j % 2 == 1
-
-    def assignments():
-        for aid, cid, rid, swapped in judged():
-            yield (
-                str(aid),
-                pid,
-                str(cid),
-                str(rid),
-                "submitted",
-                "t" if swapped else "f",
-                done,
-                done,
-                done,
-                "",
-            )
-
-    def judgments():
-        for aid, cid, rid, swapped in judged():
-            yield (
-                str(aid),
-                str(aid),
-                pid,
-                str(cid),
-                str(rid),
-                "ab"[aid % 2],
-                "\\N",
-                "{}",
-                "",
-                "[]",
-                "9000",
-                "t" if swapped else "f",
-                "f",
-                "f",
-                "t",
-                done,
-            )
-
-    with connection.cursor() as cur:
-        _copy(
-            cur,
-            "comparisons_comparison",
-            [
-                "id",
-                "project_id",
-                "external_id",
-                "prompt",
-                "metadata",
-                "priority",
-                "gold_choice",
-                "open_slots",
-                "judged_count",
-                "lease_count",
-                "created_at",
-            ],
-            comparisons(),
-        )
-        _copy(
-            cur,
-            "comparisons_assignment",
-            [
-                "id",
-                "project_id",
-                "comparison_id",
-                "rater_id",
-                "status",
-                "swapped",
-                "leased_at",
-                "expires_at",
-                "finished_at",
-                "skip_reason",
-            ],
-            assignments(),
-        )
-        _copy(
-            cur,
-            "comparisons_judgment",
-            [
-                "id",
-                "assignment_id",
-                "project_id",
-                "comparison_id",
-                "rater_id",
-                "choice",
-                "strength",
-                "criteria",
-                "rationale",
-                "flags",
-                "duration_ms",
-                "swapped",
-                "is_gold",
-                "is_late",
-                "counted",
-                "created_at",
-            ],
-            judgments(),
-        )
-        for table in ("comparison", "assignment", "judgment"):
-            cur.execute(
-                f"SELECT setval(pg_get_serial_sequence('comparisons_{table}', 'id'), "
-                f"(SELECT coalesce(max(id), 1) FROM comparisons_{table}))"
-            )
+    common.seed_project(project, n, seed_ids, complete=0.3, started=0.1)
     with connection.cursor() as cur:
         # A steady-state database: vacuumed (autovacuum would have) and the bulk load's dirty
         # pages flushed, so the first measured commits do not pay for the seeding.
-        cur.execute("VACUUM ANALYZE")
         cur.execute("CHECKPOINT")
     return project
-
-
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    qs = statistics.quantiles(samples, n=100, method="inclusive")
-    return {
-        "p50": round(qs[49], 3),
-        "p95": round(qs[94], 3),
-        "p99": round(qs[98], 3),
-        "mean": round(statistics.fmean(samples), 3),
-    }
 
 
 def _latency(project, *, email: str = "bench0@bench.example", async_commit: bool = False) -> dict:
@@ -361,9 +142,9 @@ def _latency(project, *, email: str = "bench0@bench.example", async_commit: bool
         cur.execute("SET synchronous_commit TO on")
     suffix = "_async_commit" if async_commit else ""
     return {
-        f"next_ms{suffix}": _percentiles(nexts),
-        f"submit_ms{suffix}": _percentiles(submits),
-        f"next_submit_ms{suffix}": _percentiles(both),
+        f"next_ms{suffix}": common.percentiles(nexts),
+        f"submit_ms{suffix}": common.percentiles(submits),
+        f"next_submit_ms{suffix}": common.percentiles(both),
         # Python/Django CPU in this process per next+submit: the part machine load inflates.
         f"client_cpu_ms{suffix}": round(statistics.fmean(cpu), 3),
         f"load_average{suffix}": [round(x, 2) for x in os.getloadavg()],
@@ -471,21 +252,21 @@ def _print_table(results: dict) -> None:
         f"{'next+submit p50/p95/p99 ms':>26} | {'same, async commit':>20} | "
         f"{'ops/s @1':>8} {'@4':>7} {'@16':>7}"
     )
-    print()
-    print(header)
-    print("-" * len(header))
-    for n, e in results["sizes"].items():
 
-        def fmt(p):
-            return f"{p['p50']:.2f}/{p['p95']:.2f}/{p['p99']:.2f}"
+    def fmt(p: dict) -> str:
+        return f"{p['p50']:.2f}/{p['p95']:.2f}/{p['p99']:.2f}"
 
+    def row(n: str, e: dict) -> str:
         tp = e["throughput"]
-        print(
+        return (
             f"{int(n):>10,} | {fmt(e['next_ms']):>21} | {fmt(e['submit_ms']):>21} | "
             f"{fmt(e['next_submit_ms']):>26} | {fmt(e['next_submit_ms_async_commit']):>20} | "
             f"{tp['1']['per_second']:>8} "
             f"{tp['4']['per_second']:>7} {tp['16']['per_second']:>7}"
         )
+
+    print()
+    common.print_table(header, (row(n, e) for n, e in results["sizes"].items()))
     floors = ", ".join(f"{e['durable_commit_floor_ms']}" for e in results["sizes"].values())
     print(f"\ndurable commit (fsync) floor p50 per size, ms: {floors}")
     cpu = ", ".join(f"{e['client_cpu_ms']}" for e in results["sizes"].values())
