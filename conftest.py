@@ -101,6 +101,13 @@ def lead(db):
 
 
 @pytest.fixture
+def alice_client(client, alice):
+    """The test client, logged in as alice."""
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
 def project(db, alice, bob, charlie, lead):
     """An active project with overlap 3 whose raters are alice, bob and charlie, led by lead."""
     from tests.factories import ProjectFactory

@@ -14,17 +14,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from comparisons.models import ExportJob
+from comparisons.models import ExportJob, Project
 
 
 def _get_job_for_user(request: HttpRequest, pk: int) -> ExportJob:
-    job = get_object_or_404(ExportJob.objects.select_related("project"), pk=pk)
-    user = request.user
-    if user.is_superuser:
-        return job
-    if user.is_staff and job.project.leads.filter(pk=user.pk).exists():
-        return job
-    raise Http404("No such export.")
+    visible = Project.objects.visible_to(request.user)
+    return get_object_or_404(
+        ExportJob.objects.select_related("project").filter(project__in=visible), pk=pk
+    )
 
 
 @login_required

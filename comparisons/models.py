@@ -38,9 +38,14 @@ class ProjectQuerySet(models.QuerySet):
         return self.filter(raters=user)
 
     def visible_to(self, user):
-        """Projects a staff user may manage: all for superusers, else the ones they lead."""
+        """Projects a user may manage: all for superusers, the ones they lead for staff, else none.
+
+        Every lead-facing page (admin, dashboard, export downloads) scopes through this.
+        """
         if user.is_superuser:
             return self
+        if not user.is_staff:
+            return self.none()
         return self.filter(leads=user)
 
 

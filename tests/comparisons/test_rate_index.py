@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from django.test import Client
 
 from comparisons import queue
 from comparisons.models import Project
 from tests.comparisons._rate_helpers import PAGE_BUDGET, add_comparisons, count_queries
 from tests.factories import ComparisonFactory, JudgmentFactory, ProjectFactory
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
 
 
 def _row(html: str, name: str) -> str:

@@ -13,12 +13,6 @@ from tests.factories import ComparisonFactory, ProjectFactory
 URL = "/rate/demo-test/"
 
 
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def test_it_requires_login(client, project):
     r = client.get(URL)
     assert r.status_code == 302

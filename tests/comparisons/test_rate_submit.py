@@ -19,12 +19,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
 def lease(project, alice):
     ComparisonFactory.create_batch(3, project=project)
     return queue.next_assignment(alice, project)
