@@ -26,7 +26,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from json.encoder import encode_basestring  # the C encoder json.dumps uses, non-ASCII kept
 from pathlib import Path
@@ -91,6 +91,8 @@ DEFINITIONS = {
 CHUNK_SIZE = 5000  # judgments per database round trip
 CONTENT_BATCH = 1000  # comparisons whose prompt and responses are fetched together
 PARQUET_BATCH = 10_000  # rows per Parquet row group
+HEARTBEAT = timedelta(seconds=30)  # a running job writes a sign of life at least this often
+STALLED_AFTER = timedelta(minutes=10)  # no sign of life for this long: its worker is gone
 
 
 class ExportError(ValueError):
@@ -970,20 +972,24 @@ def run_export_job(job_id: int) -> ExportJob | None:
     ).update(
         status=ExportJob.Status.RUNNING,
         started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
         progress=0.0,
         error="",
     )
     if not claimed:
         return ExportJob.objects.filter(pk=job_id).first()
     job = ExportJob.objects.select_related("project").get(pk=job_id)
-    last_saved = -1.0
+    last_saved, last_beat = -1.0, timezone.now()
 
     def save_progress(done: int, total: int) -> None:
-        nonlocal last_saved
+        nonlocal last_saved, last_beat
         fraction = round(min(done / total, 1.0), 3) if total else 1.0
-        if fraction - last_saved >= 0.01:  # at most ~100 writes per job
-            ExportJob.objects.filter(pk=job_id).update(progress=fraction)
-            last_saved = fraction
+        now = timezone.now()
+        # At most ~100 progress writes per job, but a heartbeat at least every HEARTBEAT
+        # so requeue_stalled_exports can tell a slow job from a dead one.
+        if fraction - last_saved >= 0.01 or now - last_beat >= HEARTBEAT:
+            ExportJob.objects.filter(pk=job_id).update(progress=fraction, heartbeat_at=now)
+            last_saved, last_beat = fraction, now
 
     tmp_dir = tempfile.mkdtemp(prefix="raterhub-export-")
     try:
@@ -1029,6 +1035,31 @@ def _discard_stored(job: ExportJob) -> None:
         default_storage.delete(storage_name(job))
     except Exception:
         logger.exception("could not delete the stored file of export job %s", job.pk)
+
+
+def requeue_stalled_exports(*, stalled_after: timedelta = STALLED_AFTER) -> list[int]:
+    """Send again the running jobs whose worker died (no heartbeat for `stalled_after`).
+
+    Redis redelivers a killed worker's task by itself (acks_late); the embedded filesystem
+    broker does not, so beat calls this. A job is idempotent by id, so a false alarm costs a
+    second identical run, never a wrong file.
+    """
+    cutoff = timezone.now() - stalled_after
+    stalled = list(
+        ExportJob.objects.filter(status=ExportJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    requeued = []
+    for pk in stalled:
+        # Conditional: a job that finished or beat since the read above is left alone.
+        if ExportJob.objects.filter(
+            pk=pk, status=ExportJob.Status.RUNNING, heartbeat_at__lt=cutoff
+        ).update(status=ExportJob.Status.QUEUED):
+            logger.warning("export job %s stalled; sending it again", pk)
+            enqueue_export(ExportJob(pk=pk))
+            requeued.append(pk)
+    return requeued
 
 
 def enqueue_export(job: ExportJob) -> None:

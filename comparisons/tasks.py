@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from comparisons.exports import run_export_job
+from comparisons.exports import requeue_stalled_exports, run_export_job
 from comparisons.metrics import compute_snapshot, needs_recompute
 from comparisons.models import Project
 from comparisons.queue import reclaim_expired
@@ -15,6 +15,12 @@ def run_export(job_id: int) -> str | None:
     """Run one ExportJob; a redelivery after a killed worker re-runs it to the same file."""
     job = run_export_job(job_id)
     return job.status if job else None
+
+
+@shared_task
+def requeue_stalled_export_jobs() -> int:
+    """Beat entry: send again the exports whose worker died (the filesystem broker cannot)."""
+    return len(requeue_stalled_exports())
 
 
 @shared_task

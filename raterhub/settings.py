@@ -240,7 +240,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "comparisons.tasks.recompute_active_metrics",
         "schedule": env_int("RATERHUB_METRICS_EVERY_SECONDS", 600),
     },
-    # Picks also reclaim expired leases; this frees them in projects nobody is picking from.
+    # A killed worker's export runs again (Redis redelivers by itself; this covers every broker).
+    "requeue-stalled-exports": {
+        "task": "comparisons.tasks.requeue_stalled_export_jobs",
+        "schedule": 300.0,
+    },
+    # A pick that finds nothing open reclaims expired leases; this frees the rest every minute.
     "reclaim-expired-leases": {
         "task": "comparisons.tasks.reclaim_expired_leases",
         "schedule": 60.0,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from comparisons import exports
 from comparisons.exports import create_export_job, enqueue_export, run_export_job, storage_name
@@ -181,3 +183,54 @@ def test_the_task_is_configured_for_at_least_once_delivery():
 
     assert run_export.acks_late is True
     assert run_export.reject_on_worker_lost is True
+
+
+def test_a_job_whose_worker_died_is_sent_again_and_completes(
+    judged, django_capture_on_commit_callbacks
+):
+    stalled = create_export_job(project=judged, format="trl", options={})
+    alive = create_export_job(project=judged, format="trl-kto", options={})
+    finished = create_export_job(project=judged, format="openai-dpo", options={})
+    run_export_job(finished.pk)
+    long_ago = timezone.now() - exports.STALLED_AFTER - timedelta(seconds=1)
+    # A worker was killed mid-job: "running", and silent since.
+    ExportJob.objects.filter(pk=stalled.pk).update(
+        status=ExportJob.Status.RUNNING, heartbeat_at=long_ago
+    )
+    # Another worker is still at it: it beat a moment ago.
+    ExportJob.objects.filter(pk=alive.pk).update(
+        status=ExportJob.Status.RUNNING, heartbeat_at=timezone.now()
+    )
+    ExportJob.objects.filter(pk=finished.pk).update(heartbeat_at=long_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        requeued = exports.requeue_stalled_exports()
+
+    assert requeued == [stalled.pk]
+    stalled.refresh_from_db()
+    assert stalled.status == ExportJob.Status.SUCCEEDED  # eager in tests: ran in-process
+    assert stalled.heartbeat_at > long_ago
+    assert ExportJob.objects.get(pk=alive.pk).status == ExportJob.Status.RUNNING
+    assert ExportJob.objects.get(pk=finished.pk).status == ExportJob.Status.SUCCEEDED
+
+
+def test_a_long_job_beats_while_it_runs(judged, monkeypatch):
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(exports, "HEARTBEAT", timedelta(0))  # beat on every progress call
+    job = create_export_job(project=judged, format="judgments", options={})
+    beats = []
+    real_export = exports.export_preferences
+
+    def watching_export(project, format, path, *, progress, **options):
+        def watching(done, total):
+            progress(done, total)
+            beats.append(ExportJob.objects.values_list("heartbeat_at", flat=True).get(pk=job.pk))
+
+        return real_export(project, format, path, progress=watching, **options)
+
+    monkeypatch.setattr(exports, "export_preferences", watching_export)
+
+    run_export_job(job.pk)
+
+    assert len(beats) >= 3
+    assert beats == sorted(beats) and len(set(beats)) == len(beats)
