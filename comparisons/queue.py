@@ -359,9 +359,9 @@ def expired_queryset(*, project_id: int | None, now: datetime, skip_locked: bool
 
 
 def _reclaim(*, project_id: int | None, now: datetime, skip_locked: bool) -> int:
-    """Expire one batch of leases past their expiry and free their slots.
+    """Expire one batch of leases past their expiry and free their slots, in one transaction.
 
-    Inside a caller's transaction (the pick) it joins it rather than paying for a savepoint.
+    Called outside any transaction (a pick that found nothing, beat); inside one it would join it.
     """
     with transaction.atomic(savepoint=False):
         rows = list(expired_queryset(project_id=project_id, now=now, skip_locked=skip_locked))
