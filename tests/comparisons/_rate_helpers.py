@@ -37,7 +37,7 @@ def add_comparisons(project, n: int, *, prefix: str = "bulk") -> None:
 _TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
 
 # Budget per request, in data queries (measured the same on SQLite and PostgreSQL):
-#   index 3, page reload 6, page that leases 8, heartbeat 4, invalid submit 4, skip 11,
+#   every rating view stays within 12; the largest,
 #   htmx submit 12 = user 1 + the rater's assignment 1 + the queue's submit 4 + the queue's
 #   next lease 4 + progress 1 + responses 1 (the session comes from the cache: cached_db).
 PAGE_BUDGET = 12
