@@ -14,16 +14,29 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Sum
+from django.db import transaction
+from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from comparisons.models import Assignment, Comparison, Judgment, Project, Response
+from comparisons.exports import AGGREGATIONS, ExportError, create_export_job, enqueue_export
+from comparisons.models import (
+    Assignment,
+    Comparison,
+    ExportFormat,
+    ExportJob,
+    Judgment,
+    Project,
+    Response,
+    count_for_project,
+)
 
 admin.site.site_header = "RaterHub admin"
 admin.site.site_title = "RaterHub admin"
@@ -42,13 +55,6 @@ def _scope_to_visible_projects(request: HttpRequest, qs: QuerySet) -> QuerySet:
     if request.user.is_superuser:
         return qs
     return qs.filter(project__in=visible_projects(request).values("pk"))
-
-
-def _count_subquery(qs: QuerySet) -> Coalesce:
-    # One correlated subquery per figure: joining comparisons and judgments in the outer query
-    # would multiply rows, and a subquery keeps the changelist at one SELECT for any row count.
-    counted = qs.order_by().values("project").annotate(n=Count("pk")).values("n")
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def _progress_bar(done: int, total: int) -> str:
@@ -193,8 +199,10 @@ class ProjectAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .filter(pk__in=visible_projects(request).values("pk"))
             .annotate(
-                regular_total=_count_subquery(regular),
-                fully_judged=_count_subquery(regular.filter(judged_count__gte=OuterRef("overlap"))),
+                regular_total=count_for_project(regular),
+                fully_judged=count_for_project(
+                    regular.filter(judged_count__gte=OuterRef("overlap"))
+                ),
                 judgments_done=Coalesce(Subquery(judged, output_field=IntegerField()), 0),
             )
         )
@@ -558,23 +566,10 @@ class AssignmentAdmin(ReadOnlyAdmin):
         return f"{seconds // 60}m {seconds % 60:02d}s"
 
 
-# --- exports (issue 5; owned by the exports work) -------------------------------------------
+# --- exports -------------------------------------------
 # The "Export…" project action opens a small form and queues one ExportJob per selected
 # project; the ExportJob list shows each job's status with a progress cell that polls itself
 # (htmx) until the job has finished, then offers the file and its manifest.
-
-from django.contrib.admin import helpers  # noqa: E402
-from django.db import transaction  # noqa: E402
-from django.http import HttpResponseRedirect  # noqa: E402
-from django.template.loader import render_to_string  # noqa: E402
-
-from comparisons.exports import (  # noqa: E402
-    AGGREGATIONS,
-    ExportError,
-    create_export_job,
-    enqueue_export,
-)
-from comparisons.models import ExportFormat, ExportJob  # noqa: E402
 
 
 class ExportForm(forms.Form):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Count, F, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 
@@ -31,6 +32,16 @@ class Strength(models.TextChoices):
 class Flag(models.TextChoices):
     UNSAFE = "unsafe", "Unsafe content"
     CANNOT_JUDGE = "cannot_judge", "Cannot judge"
+
+
+def count_for_project(qs: models.QuerySet) -> Coalesce:
+    """The number of rows of `qs` (filtered on an outer project) as a correlated subquery, 0 if none.
+
+    One subquery per figure keeps a list of projects at one SELECT whatever the row counts:
+    joining the counted rows into the outer query would multiply them.
+    """
+    counted = qs.order_by().values("project").annotate(n=Count("pk")).values("n")[:1]
+    return Coalesce(Subquery(counted, output_field=models.IntegerField()), 0)
 
 
 class ProjectQuerySet(models.QuerySet):

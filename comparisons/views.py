@@ -13,7 +13,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -23,7 +23,14 @@ from django_htmx.http import push_url
 
 from comparisons import metrics, queue
 from comparisons.forms import MAX_DURATION_MS, JudgmentForm
-from comparisons.models import Assignment, Comparison, Judgment, Project, Response
+from comparisons.models import (
+    Assignment,
+    Comparison,
+    Judgment,
+    Project,
+    Response,
+    count_for_project,
+)
 
 LATE_NOTICE = (
     "Saved, but it came in late: your time on that comparison had run out and it had already "
@@ -57,16 +64,11 @@ def _start_of_today() -> datetime:
     return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _count(qs) -> Coalesce:
-    counted = qs.order_by().values("project").annotate(n=Count("pk")).values("n")[:1]
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
-
-
 def _progress_annotations(rater, project: Project) -> dict[str, Coalesce]:
     mine = Judgment.objects.filter(project=project, rater=rater)
     return {
-        "done_total": _count(mine),
-        "done_today": _count(mine.filter(created_at__gte=_start_of_today())),
+        "done_total": count_for_project(mine),
+        "done_today": count_for_project(mine.filter(created_at__gte=_start_of_today())),
     }
 
 
@@ -86,7 +88,7 @@ def rate_index(request: HttpRequest) -> HttpResponse:
         .annotate(
             **_progress_annotations(user, OuterRef("pk")),
             # Open regular comparisons this rater has not been given yet.
-            left=_count(
+            left=count_for_project(
                 Comparison.objects.regular().filter(project=OuterRef("pk"), open_slots__gt=0)
                 .filter(~Exists(Assignment.objects.filter(comparison=OuterRef("pk"), rater=user)))
             ),
