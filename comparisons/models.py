@@ -175,9 +175,6 @@ class ComparisonQuerySet(models.QuerySet):
     def gold(self):
         return self.filter(gold_choice__isnull=False)
 
-    def with_responses(self):
-        return self.prefetch_related("responses")
-
 
 class Comparison(models.Model):
     """One prompt (a chat) and two or more responses; pairwise rating compares the first two.
@@ -332,11 +329,6 @@ class Assignment(models.Model):
         return {"1": left, "2": right}.get(shown_choice, shown_choice)
 
 
-class JudgmentQuerySet(models.QuerySet):
-    def counted(self):
-        return self.filter(counted=True)
-
-
 class Judgment(models.Model):
     """A rater's answer. Never edited in place; never deleted with its rater's account."""
 
@@ -362,8 +354,6 @@ class Judgment(models.Model):
     )
     counted = models.BooleanField(default=True, help_text="Counts toward the comparison's overlap.")
     created_at = models.DateTimeField(auto_now_add=True)
-
-    objects = JudgmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -443,9 +433,6 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} {self.format} #{self.pk}"
-
-    def get_download_url(self) -> str:
-        return reverse("export_download", args=[self.pk])
 
 
 class MetricsSnapshot(models.Model):
