@@ -12,7 +12,9 @@ Once, at the smallest size: page weight (HTML, CSS, JS; bytes on the wire with g
 uncompressed) and time to first contentful paint in headless Chromium.
 
 Runs in a child process against its own database (BENCH_HTTP_DATABASE_URL, default
-postgres://postgres@127.0.0.1:5432/raterhub_bench_http; created and dropped here).
+postgres://postgres@127.0.0.1:5432/raterhub_bench_http; created and dropped here) and, as in
+production, with Redis for the cache (BENCH_HTTP_REDIS_URL, default database 14 on the local
+Redis, flushed for each size; without a reachable Redis, the file cache, and the results say so).
 """
 
 from __future__ import annotations
@@ -50,12 +52,25 @@ RESPONSE_TEXT = (
 )
 
 
+def _redis_url() -> str:
+    """The benchmark's Redis if it answers, else "" (the file cache)."""
+    import redis
+
+    url = os.environ.get("BENCH_HTTP_REDIS_URL", "redis://127.0.0.1:6379/14")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return ""
+    return url
+
+
 def main() -> None:
     url = common.database_url("http")
     common.recreate_database(url)
     var = tempfile.mkdtemp(prefix="raterhub-bench-http-")
     env = common.child_env(
         url,
+        REDIS_URL=_redis_url(),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="0",
         SESSION_COOKIE_SECURE="0",
@@ -74,6 +89,7 @@ def main() -> None:
 
 
 def _child() -> None:
+    from django.core.cache import caches
     from django.core.management import call_command
 
     common.setup_django()
@@ -83,13 +99,21 @@ def _child() -> None:
         "workers": WORKERS,
         "seconds_per_run": SECONDS,
         "reload_every": RELOAD_EVERY,
+        "cache": "redis" if os.environ.get("REDIS_URL") else "file (no Redis reachable)",
         "cpus": os.cpu_count(),
+        "cpu_probe": "ms for a fixed Python workload before each size (lower = faster machine)",
         "sizes": {},
     }
     for n in SIZES:
         project, seed_seconds = _seed(n)
-        print(f"seeded {n:,} comparisons in {seed_seconds:.1f}s", flush=True)
-        entry: dict = {"seed_seconds": round(seed_seconds, 1)}
+        # A new dataset (ids restart): nothing rendered for the last one may be served.
+        caches["rendered"].clear()
+        entry: dict = {
+            "seed_seconds": round(seed_seconds, 1),
+            "cpu_probe_ms": common.cpu_probe_ms(),
+        }
+        print(f"seeded {n:,} comparisons in {seed_seconds:.1f}s; "
+              f"CPU probe {entry['cpu_probe_ms']} ms", flush=True)  # fmt: skip
         with _gunicorn() as base:
             if n == min(SIZES):
                 entry["page"] = _page_metrics(base, project.slug)
@@ -269,10 +293,12 @@ def _run(base: str, slug: str, sessions: list[str]) -> dict:
     t0 = time.perf_counter()
     for r in raters:
         r.stop_at = t0 + SECONDS
+    cpu0 = time.process_time()
     start.set()
     for r in raters:
         r.join()
     elapsed = time.perf_counter() - t0
+    client_cpu = time.process_time() - cpu0
     submits = [ms for r in raters for ms in r.submits]
     # Page loads measured while the clock ran (the first load of each rater came before it).
     loads = [ms for r in raters for ms in r.loads[1:]]
@@ -284,6 +310,10 @@ def _run(base: str, slug: str, sessions: list[str]) -> dict:
         "submit_ms": _pcts(submits),
         "load_ms": _pcts(loads),
         "errors": sum(r.errors for r in raters),
+        # The simulated raters share the machine's CPUs with the server; what they used.
+        "client_cpu_ms_per_request": round(
+            client_cpu * 1000 / max(1, len(submits) + len(loads)), 2
+        ),
     }
 
 
@@ -379,6 +409,7 @@ def _print_row(n: int, k: int, e: dict) -> None:
         f"  N={n:>9,} raters={k:>2}  {e['judgments_per_second']:>6} judgments/s  "
         f"submit p50/p95 {e['submit_ms']['p50']}/{e['submit_ms']['p95']} ms  "
         f"load p50/p95 {e['load_ms']['p50']}/{e['load_ms']['p95']} ms  errors {e['errors']}  "
+        f"client CPU {e['client_cpu_ms_per_request']} ms/request  "
         f"(machine load average {e['load_average_1m_after']})",
         flush=True,
     )
@@ -389,7 +420,7 @@ def _print_table(results: dict) -> None:
         f"{'N':>10} | {'raters':>6} | {'judgments/s':>11} | {'submit p50/p95 ms':>17} | "
         f"{'load p50/p95 ms':>15} | {'errors':>6}"
     )
-    print(f"\ngunicorn {results['workers']} sync workers, {results['cpus']} CPUs, "
+    print(f"\ngunicorn {results['workers']} sync workers, {results['cpus']} CPUs, cache: {results['cache']}, "
           f"{results['seconds_per_run']:.0f} s per run, full reload every {RELOAD_EVERY} submits")  # fmt: skip
 
     def row(n: str, k: int, r: dict) -> str:

@@ -168,16 +168,11 @@ def _commit_floor_ms() -> float:
 
 def _explain(project) -> str:
     """The pick for the latency rater (who by now has ~1,000 judgments for NOT EXISTS to skip)."""
-    from django.db import transaction
-
     from accounts.models import User
     from comparisons import queue
 
     rater = User.objects.get(email="bench0@bench.example")
-    with transaction.atomic():
-        plan = queue.pick_queryset(rater, project)[:1].explain(analyze=True, buffers=True)
-        transaction.set_rollback(True)
-    return plan
+    return queue.explain_pick(rater, project, analyze=True)
 
 
 def _worker(project_id: int, email: str, seconds: float, start, out) -> None:

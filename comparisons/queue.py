@@ -28,8 +28,7 @@ from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, F
-from django.db.models.expressions import RawSQL
+from django.db.models import F
 from django.utils import timezone
 
 from comparisons.models import (
@@ -40,6 +39,9 @@ from comparisons.models import (
     Judgment,
     Project,
     Strength,
+    from_row,
+    insert,
+    select_list,
 )
 
 EMPTY_NOT_MEMBER = "not_member"
@@ -194,46 +196,79 @@ def _lease_new(
     return None
 
 
-def _not_assigned_to(rater) -> RawSQL:
-    """NOT EXISTS (a lease of this comparison to the rater), probed row by row.
+def _open_sql(
+    rater, project: Project, *, gold: bool = False, lock: str = "", only_id: int | None = None
+) -> tuple[str, list]:
+    """SQL for the first comparison the rater never had: the regular pick, or the gold one.
 
-    The pick walks the index past the comparisons this rater already had that are still open
-    (their own judgments moved them up the "finish what has started" order), so each check
-    must be one probe of the (comparison, rater) unique index, a handful of rows. A plain
-    NOT EXISTS lets PostgreSQL plan an anti-join that rescans or hashes the rater's whole
-    history per pick; OFFSET 0 keeps the subquery a per-row probe (a planner fence), and the
-    unary + on rater_id keeps it off the rater_id indexes, which statistics that lag a busy
-    rater's growing history make look just as cheap (the same idiom works on SQLite).
+    Regular: open slots, by priority, then most judgments ("finish what has started"), then id,
+    which is the partial index comparison_pick_idx's condition and order, so PostgreSQL walks
+    the index from the top and stops at the first row that qualifies (flat from 1k to 1M).
+
+    "Never had it" is NOT EXISTS over the rater's leases, probed row by row: the walk passes
+    the comparisons this rater already had that are still open (their own judgments moved
+    them up the order), so each check must be one probe of the (comparison, rater) unique
+    index. A plain NOT EXISTS lets PostgreSQL plan an anti-join that rescans or hashes the
+    rater's whole history per pick; OFFSET 0 keeps the subquery a per-row probe (a planner
+    fence), and the unary + on rater_id keeps it off the rater_id indexes, which statistics
+    that lag a busy rater's growing history make look just as cheap (the same idiom works on
+    SQLite). Hand-written because it runs on every "next" and the ORM spent more CPU building
+    it than the database spent answering it.
     """
-    return RawSQL(
-        f'NOT EXISTS (SELECT 1 FROM "{Assignment._meta.db_table}" seen '
-        f'WHERE seen."comparison_id" = "{Comparison._meta.db_table}"."id" '
-        'AND +seen."rater_id" = %s LIMIT 1 OFFSET 0)',
-        (rater.pk,),
-        output_field=BooleanField(),
+    if gold:
+        condition, order = "c.gold_choice IS NOT NULL", "c.id"
+    else:
+        condition = "c.open_slots > 0 AND c.gold_choice IS NULL"
+        order = "c.priority DESC, c.judged_count DESC, c.id"
+    params: list = [project.pk, rater.pk]
+    sql = (
+        f'SELECT {select_list(Comparison, "c")} FROM "{Comparison._meta.db_table}" c '
+        f"WHERE c.project_id = %s AND {condition} AND NOT EXISTS (SELECT 1 "
+        f'FROM "{Assignment._meta.db_table}" seen WHERE seen.comparison_id = c.id '
+        "AND +seen.rater_id = %s LIMIT 1 OFFSET 0)"
     )
+    if only_id is not None:
+        sql += " AND c.id = %s"
+        params.append(only_id)
+    sql += f" ORDER BY {order} LIMIT 1"
+    if lock and connection.features.has_select_for_update:
+        sql += " " + lock
+    return sql, params
 
 
-def _open_for(rater, project: Project):
-    return (
-        Comparison.objects.filter(project=project, open_slots__gt=0, gold_choice__isnull=True)
-        .filter(_not_assigned_to(rater))
-        .order_by("-priority", "-judged_count", "id")
-    )
+_SKIP_LOCKED = "FOR NO KEY UPDATE SKIP LOCKED"
+_WAIT_LOCKED = "FOR NO KEY UPDATE"
 
 
-def pick_queryset(rater, project: Project, *, skip_locked: bool = True):
-    """The pick: open regular comparisons the rater never had, in pick order, locked.
+def _first(sql: str, params: list) -> Comparison | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else from_row(row, Comparison)[0]
 
-    Matches the partial index comparison_pick_idx (condition and order) so PostgreSQL walks the
-    index from the top and stops at the first row it can lock: flat from 1k to 1M comparisons.
-    Exposed for the benchmark's EXPLAIN.
-    """
-    return _open_for(rater, project).select_for_update(skip_locked=skip_locked, no_key=True)
+
+def explain_pick(rater, project: Project, *, analyze: bool = False) -> str:
+    """The database's plan for the rater's pick (for tests and the benchmark), run and rolled
+    back in its own transaction because the pick locks what it finds."""
+    sql, params = _open_sql(rater, project, lock=_SKIP_LOCKED)
+    if connection.vendor == "postgresql":
+        sql = f"EXPLAIN (ANALYZE, BUFFERS) {sql}" if analyze else f"EXPLAIN {sql}"
+    else:
+        sql = f"EXPLAIN QUERY PLAN {sql}"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        plan = "\n".join(" ".join(str(v) for v in row) for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    return plan
 
 
 class _RowChanged(Exception):
     """The exact pick waited for a row that no longer fits; roll back to release it."""
+
+
+def _pick(rater, project: Project) -> Comparison | None:
+    """The first open comparison for the rater that nobody else holds locked right now."""
+    return _first(*_open_sql(rater, project, lock=_SKIP_LOCKED))
 
 
 def _pick_exact(rater, project: Project) -> Comparison | None:
@@ -244,41 +279,43 @@ def _pick_exact(rater, project: Project) -> Comparison | None:
     and found changed, and two such scans deadlock; one row at a time, holding nothing else
     while waiting, cannot.
     """
-    candidate = _open_for(rater, project).values_list("id", flat=True).first()
+    candidate = _first(*_open_sql(rater, project))
     if candidate is None:
         return None
-    comparison = pick_queryset(rater, project, skip_locked=False).filter(pk=candidate).first()
+    comparison = _first(*_open_sql(rater, project, lock=_WAIT_LOCKED, only_id=candidate.pk))
     if comparison is None:
         raise _RowChanged
     return comparison
+
+
+def _take_slot(comparison_id: int) -> bool:
+    """One slot of a locked open comparison for a new lease; False if it has none left."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{Comparison._meta.db_table}" SET open_slots = open_slots - 1, '
+            "lease_count = lease_count + 1 WHERE id = %s AND open_slots > 0",
+            [comparison_id],
+        )
+        return cursor.rowcount == 1
 
 
 def _lease_in_transaction(
     rater, project: Project, *, lease_seconds: int, gold_rate: float, exact: bool
 ) -> Assignment | None:
     if _is_gold_turn(rater, project, gold_rate):
-        gold = (
-            Comparison.objects.filter(project=project, gold_choice__isnull=False)
-            .filter(_not_assigned_to(rater))
-            .order_by("id")
-            .first()
-        )
+        gold = _first(*_open_sql(rater, project, gold=True))
         if gold is not None:
             # Gold takes no slot; lease_count only alternates its display order.
             Comparison.objects.filter(pk=gold.pk).update(lease_count=F("lease_count") + 1)
             return _create_lease(rater, project, gold, lease_seconds=lease_seconds)
 
     for _ in range(3):
-        pick = _pick_exact if exact else lambda r, p: pick_queryset(r, p).first()
-        comparison = pick(rater, project)
+        comparison = (_pick_exact if exact else _pick)(rater, project)
         if comparison is None:
             return None
         # The row is locked on PostgreSQL and writes are serialized on SQLite, so this cannot
         # miss; the condition and row count still guard the invariant if either assumption breaks.
-        taken = Comparison.objects.filter(pk=comparison.pk, open_slots__gt=0).update(
-            open_slots=F("open_slots") - 1, lease_count=F("lease_count") + 1
-        )
-        if taken:
+        if _take_slot(comparison.pk):
             comparison.open_slots -= 1
             return _create_lease(rater, project, comparison, lease_seconds=lease_seconds)
     return None
@@ -286,14 +323,16 @@ def _lease_in_transaction(
 
 def _create_lease(rater, project: Project, comparison: Comparison, *, lease_seconds: int):
     now = timezone.now()
-    lease = Assignment.objects.create(
-        project=project,
-        comparison=comparison,
-        rater=rater,
-        # Alternate the order across a comparison's leases so both orders appear.
-        swapped=comparison.lease_count % 2 == 1,
-        leased_at=now,
-        expires_at=now + timedelta(seconds=lease_seconds),
+    lease = insert(
+        Assignment(
+            project=project,
+            comparison=comparison,
+            rater=rater,
+            # Alternate the order across a comparison's leases so both orders appear.
+            swapped=comparison.lease_count % 2 == 1,
+            leased_at=now,
+            expires_at=now + timedelta(seconds=lease_seconds),
+        )
     )
     comparison.lease_count += 1
     return lease
@@ -620,31 +659,36 @@ def _submit_in_transaction(assignment: Assignment, **answer: Any) -> Judgment:
     # The scheme from the caller's project (loaded with the lease, or fetched here once).
     cleaned = _clean_judgment(assignment.project, **answer)
     is_gold = gold_choice is not None
-    counters = Comparison.objects.filter(pk=comparison_id)
-    if status == ACTIVE or is_gold:
-        # An active lease already holds its slot; gold holds none.
-        counters.update(judged_count=F("judged_count") + 1)
-        counted = True
-    else:
-        # Reclaimed: the judgment counts only if a slot is still free to take back.
-        counted = bool(
-            counters.filter(open_slots__gt=0).update(
-                open_slots=F("open_slots") - 1, judged_count=F("judged_count") + 1
-            )
-        )
+    # An active lease already holds its slot and gold takes none; a reclaimed lease's judgment
+    # counts only if a slot is still free to take back. (Hand-written: every submit.)
+    takes_slot = status != ACTIVE and not is_gold
     now = timezone.now()
-    Assignment.objects.filter(pk=assignment.pk).update(status=SUBMITTED, finished_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{Comparison._meta.db_table}" SET judged_count = judged_count + 1'
+            + (", open_slots = open_slots - 1" if takes_slot else "")
+            + " WHERE id = %s"
+            + (" AND open_slots > 0" if takes_slot else ""),
+            [comparison_id],
+        )
+        counted = cursor.rowcount == 1
+        cursor.execute(
+            f'UPDATE "{Assignment._meta.db_table}" SET status = %s, finished_at = %s WHERE id = %s',
+            [SUBMITTED.value, connection.ops.adapt_datetimefield_value(now), assignment.pk],
+        )
     assignment.status, assignment.finished_at = SUBMITTED, now
-    return Judgment.objects.create(
-        assignment=assignment,
-        project_id=assignment.project_id,
-        comparison_id=comparison_id,
-        rater_id=assignment.rater_id,
-        swapped=bool(swapped),
-        is_gold=is_gold,
-        is_late=not counted,
-        counted=counted,
-        **cleaned,
+    return insert(
+        Judgment(
+            assignment=assignment,
+            project_id=assignment.project_id,
+            comparison_id=comparison_id,
+            rater_id=assignment.rater_id,
+            swapped=bool(swapped),
+            is_gold=is_gold,
+            is_late=not counted,
+            counted=counted,
+            **cleaned,
+        )
     )
 
 

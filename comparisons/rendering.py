@@ -9,8 +9,10 @@ so a response cannot restyle the page (CSS injection) or hide text from the rate
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import nh3
+from django.core.cache import caches
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 from pygments import highlight
@@ -37,14 +39,20 @@ URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto"})
 _formatter = HtmlFormatter(nowrap=True)
 
 
+@functools.lru_cache(maxsize=256)
+def _lexer(name: str):
+    """A lexer by name, or None. Looking one up scans Pygments' registry; lexers are reusable."""
+    try:
+        return get_lexer_by_name(name, stripnl=False)
+    except ClassNotFound:
+        return None
+
+
 def _highlight(code: str, lang: str, _attrs: str) -> str:
     """Pygments spans for a fenced block in a known language; markdown-it wraps them in <pre><code>."""
-    if not lang:
+    lexer = _lexer(lang.split()[0]) if lang.strip() else None
+    if lexer is None:
         return ""  # markdown-it escapes the code itself
-    try:
-        lexer = get_lexer_by_name(lang.split()[0], stripnl=False)
-    except ClassNotFound:
-        return ""
     return highlight(code, lexer, _formatter)
 
 
@@ -73,6 +81,27 @@ def _render(text: str) -> SafeString:
 def render_markdown(text: str) -> SafeString:
     """Sanitized HTML for untrusted Markdown. Cached: instructions and prompts repeat a lot."""
     return _render(text or "")
+
+
+# Bump when the pipeline's output changes (allowlist, Markdown options, Pygments version),
+# so that no page serves HTML rendered by the old rules.
+CACHE_VERSION = 1
+
+
+def render_many(texts: list[str]) -> list[SafeString]:
+    """render_markdown for a comparison's texts, through the "rendered" cache in one round trip.
+
+    Rendering is the costliest part of a rating page, and each comparison is shown to
+    `overlap` raters, usually by different worker processes: with a shared cache (Redis in
+    production) each text is rendered about once. The cache holds only what nh3 produced.
+    """
+    cache = caches["rendered"]
+    keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+    found = cache.get_many(keys, version=CACHE_VERSION)
+    fresh = {k: _render(t) for k, t in zip(keys, texts, strict=True) if k not in found}
+    if fresh:
+        cache.set_many({k: str(html) for k, html in fresh.items()}, version=CACHE_VERSION)
+    return [mark_safe(found[k]) if k in found else fresh[k] for k in keys]  # nh3's output
 
 
 def pygments_css() -> str:

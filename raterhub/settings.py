@@ -177,16 +177,26 @@ REDIS_URL = env_str("REDIS_URL")
 
 # Cache: Redis in production (allauth's login rate limits need a cache shared by all
 # workers); by default a file cache, which processes on one machine share without a server.
+# "rendered" holds sanitized HTML of LLM text (comparisons.rendering.render_many) for all the
+# workers; without Redis there is none, and each process's own small LRU is all there is.
 if REDIS_URL:
+    REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {"BACKEND": REDIS_CACHE, "LOCATION": REDIS_URL},
+        "rendered": {
+            "BACKEND": REDIS_CACHE,
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "rendered",
+            "TIMEOUT": 7 * 24 * 3600,
+        },
     }
 else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(VAR_DIR / "cache"),
-        }
+        },
+        "rendered": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
     }
 
 # Sessions are read from the cache and written through to the database: one query less on

@@ -75,3 +75,63 @@ def test_a_late_judgment_is_never_counted():
     assert _violates(
         lambda: type(judgment).objects.filter(pk=judgment.pk).update(is_late=True, counted=True)
     )
+
+
+# --- the hot path's hand-written SQL helpers ------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_from_row_gives_the_instances_the_orm_would_load():
+    """Datetimes, booleans and JSON come back converted on every backend, not as raw values."""
+    from django.db import connection
+
+    from comparisons.models import from_row, select_list
+
+    project = ProjectFactory(criteria=["accuracy", "style"], use_strength=True)
+    assignment = AssignmentFactory(comparison=ComparisonFactory(project=project), swapped=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {select_list(Assignment, 'a')}, {select_list(Project, 'p')} "
+            'FROM "comparisons_assignment" a JOIN "comparisons_project" p ON p.id = a.project_id '
+            "WHERE a.id = %s",
+            [assignment.pk],
+        )
+        loaded, loaded_project = from_row(cursor.fetchone(), Assignment, Project)
+    fields = ("status", "swapped", "leased_at", "expires_at", "rater_id", "comparison_id")
+    expected = Assignment.objects.get(pk=assignment.pk)
+    assert [getattr(loaded, f) for f in fields] == [getattr(expected, f) for f in fields]
+    assert loaded.swapped is True and loaded.expires_at.tzinfo is not None
+    assert loaded_project.criteria == ["accuracy", "style"] and loaded_project.use_strength is True
+    assert not loaded._state.adding
+
+
+@pytest.mark.django_db
+def test_insert_saves_like_save_does():
+    from comparisons.models import Judgment, insert
+
+    assignment = AssignmentFactory()
+    judgment = insert(
+        Judgment(
+            assignment=assignment,
+            project_id=assignment.project_id,
+            comparison_id=assignment.comparison_id,
+            rater_id=assignment.rater_id,
+            choice="a",
+            criteria={"accuracy": "b"},
+            flags=["unsafe"],
+            duration_ms=1200,
+        )
+    )
+    assert judgment.pk is not None and not judgment._state.adding
+    stored = Judgment.objects.get(pk=judgment.pk)
+    assert stored.created_at == judgment.created_at is not None  # auto_now_add ran
+    assert (stored.criteria, stored.flags, stored.duration_ms) == (
+        {"accuracy": "b"},
+        ["unsafe"],
+        1200,
+    )
+    assert stored.counted is True and stored.is_late is False  # the fields' defaults
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert(Judgment(assignment=assignment, project_id=assignment.project_id,
+                        comparison_id=assignment.comparison_id, rater_id=assignment.rater_id,
+                        choice="b"))  # fmt: skip

@@ -156,3 +156,70 @@ def test_the_shipped_pygments_stylesheet_matches_the_installed_pygments():
     shipped = (Path(__file__).resolve().parents[2] / "static/css/pygments.css").read_text()
     body = "\n".join(line for line in shipped.splitlines() if not line.startswith("/*"))
     assert body.strip() == pygments_css().strip()
+
+
+# --- render_many: the shared cache of rendered HTML ----------------------------------------
+
+
+def _cache_key(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_render_many_renders_like_render_markdown_and_keeps_the_order():
+    from comparisons.rendering import render_many
+
+    texts = ["# One", '<script>alert("x")</script> **two**', "```python\nx = 1\n```"]
+    assert render_many(texts) == [render_markdown(t) for t in texts]
+
+
+def test_render_many_stores_what_it_rendered_and_serves_it_from_the_cache():
+    from django.core.cache import caches
+
+    from comparisons.rendering import CACHE_VERSION, render_many
+
+    cache = caches["rendered"]
+    cache.clear()
+    [html] = render_many(["*stored*"])
+    assert cache.get(_cache_key("*stored*"), version=CACHE_VERSION) == str(html)
+    # What the cache holds is what the page gets: another worker rendered it already.
+    cache.set(_cache_key("*cached*"), "<p>from the cache</p>", version=CACHE_VERSION)
+    assert render_many(["*cached*", "*stored*"]) == ["<p>from the cache</p>", html]
+
+
+def test_render_many_ignores_html_cached_under_an_older_version():
+    from django.core.cache import caches
+
+    from comparisons.rendering import CACHE_VERSION, render_many
+
+    caches["rendered"].set(_cache_key("*old*"), "<p>old rules</p>", version=CACHE_VERSION - 1)
+    assert render_many(["*old*"]) == [render_markdown("*old*")] != ["<p>old rules</p>"]
+
+
+@pytest.mark.redis
+def test_render_many_shares_rendered_html_between_processes_through_redis(settings):
+    """Two cache handles on one Redis stand in for two gunicorn workers."""
+    import uuid
+
+    from django.core.cache.backends.redis import RedisCache
+
+    from comparisons.rendering import CACHE_VERSION, render_many
+    from conftest import REDIS_URL
+
+    prefix = f"test-rendered-{uuid.uuid4().hex}"
+    settings.CACHES = {
+        **settings.CACHES,
+        "rendered": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": prefix,
+        },
+    }
+    text = "| a | b |\n|---|---|\n| 1 | 2 |"
+    [html] = render_many([text])
+    other_worker = RedisCache(REDIS_URL, {"KEY_PREFIX": prefix})
+    try:
+        assert other_worker.get(_cache_key(text), version=CACHE_VERSION) == str(html)
+    finally:
+        other_worker.delete(_cache_key(text), version=CACHE_VERSION)
