@@ -324,17 +324,6 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
     return value, round(time.perf_counter() - t0, 3)
 
 
-def cpu_probe_ms() -> float:
-    """Milliseconds of CPU for a fixed pure-Python workload (best of 5): this VM's speed varies
-    from run to run, and results are comparable only next to it."""
-    best = math.inf
-    for _ in range(5):
-        t0 = time.process_time()
-        sum(i * i for i in range(300_000))
-        best = min(best, time.process_time() - t0)
-    return round(best * 1000, 1)
-
-
 def percentiles(
     samples: list[float],
     points: Iterable[int] = (50, 95, 99),

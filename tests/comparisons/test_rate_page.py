@@ -197,3 +197,24 @@ def test_a_first_visit_that_leases_stays_within_the_query_budget(
     many = count_queries(lambda: alice_client.get(URL))
     assert few == many <= PAGE_BUDGET
     assert Assignment.objects.count() == 1
+
+
+def test_the_page_takes_rendered_responses_from_the_shared_cache(alice_client, project):
+    """Each comparison is shown to several raters, usually by different workers: the page must
+    use the HTML another worker already rendered (the "rendered" cache), and leave its own."""
+    import hashlib
+
+    from django.core.cache import caches
+
+    from comparisons.rendering import CACHE_VERSION
+
+    cache = caches["rendered"]
+    cache.clear()
+    ComparisonFactory(project=project, responses=[("m1", "*Fresh* one"), ("m2", "Cached two")])
+    key = hashlib.sha256(b"Cached two").hexdigest()
+    cache.set(key, "<p>rendered by another worker</p>", version=CACHE_VERSION)
+    html = alice_client.get(URL).content.decode()
+    assert "<p>rendered by another worker</p>" in html and "Cached two" not in html
+    assert "<em>Fresh</em> one" in html
+    fresh = hashlib.sha256(b"*Fresh* one").hexdigest()
+    assert cache.get(fresh, version=CACHE_VERSION) == "<p><em>Fresh</em> one</p>\n"
