@@ -149,17 +149,17 @@ def next_assignment(rater, project: Project) -> Assignment | None:
         rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=False
     )
     if lease is None:
-        # Nothing open for this rater: now the pick needs the slots of expired leases, so
+        # Nothing found for this rater: now the pick needs the slots of expired leases, so
         # reclaim them (beat reclaims the rest every minute). The blocking reclaim commits on
-        # its own: a pick that waits must hold no locks. On PostgreSQL, SKIP LOCKED may also
-        # have passed over rows another transaction holds only briefly (a pick that leaves
-        # slots over), so pick once more waiting for them: "done" is then exact. Both cost
-        # nothing while there is work, which is the common case.
-        reclaimed = _reclaim(project_id=project.pk, now=now, skip_locked=False)
-        if reclaimed or connection.features.has_select_for_update_skip_locked:
-            lease = _lease_new(
-                rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=True
-            )
+        # its own: a pick that waits must hold no locks. The fast pick looked no further than
+        # its window, and on PostgreSQL SKIP LOCKED may have passed over rows another
+        # transaction held only for a moment, so pick once more through the whole order,
+        # waiting for such rows: "done" is then exact. Neither runs while there is work in
+        # reach, which is the common case.
+        _reclaim(project_id=project.pk, now=now, skip_locked=False)
+        lease = _lease_new(
+            rater, project, lease_seconds=lease_seconds, gold_rate=gold_rate, exact=True
+        )
     return lease
 
 
@@ -196,37 +196,69 @@ def _lease_new(
     return None
 
 
+# A rater who works ahead of the others meets their own judged, still open comparisons at the
+# top of the pick order (their judgments put them there: "finish what has started"), and with
+# nobody else finishing them that set grows with every judgment. So the fast pick walks at most
+# PICK_WINDOW rows down the order; past those it takes the oldest untouched comparison of the
+# window's last priority (no one ever had it, so neither did this rater). Only the exact pick,
+# when the fast one found nothing, walks further.
+PICK_WINDOW = 100
+
+
 def _open_sql(
-    rater, project: Project, *, gold: bool = False, lock: str = "", only_id: int | None = None
+    rater,
+    project: Project,
+    *,
+    gold: bool = False,
+    lock: str = "",
+    only_id: int | None = None,
+    window: int | None = None,
+    untouched_at: int | None = None,
 ) -> tuple[str, list]:
     """SQL for the first comparison the rater never had: the regular pick, or the gold one.
 
     Regular: open slots, by priority, then most judgments ("finish what has started"), then id,
     which is the partial index comparison_pick_idx's condition and order, so PostgreSQL walks
-    the index from the top and stops at the first row that qualifies (flat from 1k to 1M).
+    the index from the top and stops at the first row that qualifies. `window` bounds that walk
+    to the top rows of the index; `untouched_at` instead reads only never-judged comparisons of
+    that priority (an index range, in id order).
 
-    "Never had it" is NOT EXISTS over the rater's leases, probed row by row: the walk passes
-    the comparisons this rater already had that are still open (their own judgments moved
-    them up the order), so each check must be one probe of the (comparison, rater) unique
-    index. A plain NOT EXISTS lets PostgreSQL plan an anti-join that rescans or hashes the
-    rater's whole history per pick; OFFSET 0 keeps the subquery a per-row probe (a planner
-    fence), and the unary + on rater_id keeps it off the rater_id indexes, which statistics
-    that lag a busy rater's growing history make look just as cheap (the same idiom works on
-    SQLite). Hand-written because it runs on every "next" and the ORM spent more CPU building
-    it than the database spent answering it.
+    "Never had it" is NOT EXISTS over the rater's leases, probed row by row, so each check is
+    one probe of the (comparison, rater) unique index. A plain NOT EXISTS lets PostgreSQL plan
+    an anti-join that rescans or hashes the rater's whole history per pick; OFFSET 0 keeps the
+    subquery a per-row probe (a planner fence), and the unary + on rater_id keeps it off the
+    rater_id indexes, which statistics that lag a busy rater's growing history make look just
+    as cheap (the same idiom works on SQLite). Hand-written because it runs on every "next"
+    and the ORM spent more CPU building it than the database spent answering it.
     """
-    if gold:
-        condition, order = "c.gold_choice IS NOT NULL", "c.id"
+    table = Comparison._meta.db_table
+    regular = "{0}.open_slots > 0 AND {0}.gold_choice IS NULL"
+    order = "{0}.priority DESC, {0}.judged_count DESC, {0}.id"
+    params: list = []
+    if window:
+        # The window's rows straight off the index (no probes), then probed in the same order.
+        source = (
+            f'(SELECT w.id, w.priority, w.judged_count FROM "{table}" w '
+            f"WHERE w.project_id = %s AND {regular.format('w')} ORDER BY {order.format('w')} "
+            f'LIMIT %s) top JOIN "{table}" c ON c.id = top.id'
+        )
+        params += [project.pk, window]
+        order = order.format("top")
     else:
-        condition = "c.open_slots > 0 AND c.gold_choice IS NULL"
-        order = "c.priority DESC, c.judged_count DESC, c.id"
-    params: list = [project.pk, rater.pk]
+        source = f'"{table}" c'
+        order = "c.id" if gold else order.format("c")
+    condition = "c.gold_choice IS NOT NULL" if gold else regular.format("c")
     sql = (
-        f'SELECT {select_list(Comparison, "c")} FROM "{Comparison._meta.db_table}" c '
+        f"SELECT {select_list(Comparison, 'c')} FROM {source} "
         f"WHERE c.project_id = %s AND {condition} AND NOT EXISTS (SELECT 1 "
         f'FROM "{Assignment._meta.db_table}" seen WHERE seen.comparison_id = c.id '
         "AND +seen.rater_id = %s LIMIT 1 OFFSET 0)"
     )
+    params += [project.pk, rater.pk]
+    if untouched_at is not None:
+        sql += " AND c.priority = %s AND c.judged_count = 0"
+        params.append(untouched_at)
+        order = "c.id"
     if only_id is not None:
         sql += " AND c.id = %s"
         params.append(only_id)
@@ -236,8 +268,21 @@ def _open_sql(
     return sql, params
 
 
-_SKIP_LOCKED = "FOR NO KEY UPDATE SKIP LOCKED"
-_WAIT_LOCKED = "FOR NO KEY UPDATE"
+def _window_end(project: Project) -> int | None:
+    """The priority of the pick window's last row, or None if the window holds every open row."""
+    sql = (
+        f'SELECT priority FROM "{Comparison._meta.db_table}" WHERE project_id = %s '
+        "AND open_slots > 0 AND gold_choice IS NULL "
+        "ORDER BY priority DESC, judged_count DESC, id LIMIT 1 OFFSET %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project.pk, PICK_WINDOW - 1])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+_SKIP_LOCKED = "FOR NO KEY UPDATE OF c SKIP LOCKED"
+_WAIT_LOCKED = "FOR NO KEY UPDATE OF c"
 
 
 def _first(sql: str, params: list) -> Comparison | None:
@@ -250,7 +295,7 @@ def _first(sql: str, params: list) -> Comparison | None:
 def explain_pick(rater, project: Project, *, analyze: bool = False) -> str:
     """The database's plan for the rater's pick (for tests and the benchmark), run and rolled
     back in its own transaction because the pick locks what it finds."""
-    sql, params = _open_sql(rater, project, lock=_SKIP_LOCKED)
+    sql, params = _open_sql(rater, project, lock=_SKIP_LOCKED, window=PICK_WINDOW)
     if connection.vendor == "postgresql":
         sql = f"EXPLAIN (ANALYZE, BUFFERS) {sql}" if analyze else f"EXPLAIN {sql}"
     else:
@@ -267,8 +312,15 @@ class _RowChanged(Exception):
 
 
 def _pick(rater, project: Project) -> Comparison | None:
-    """The first open comparison for the rater that nobody else holds locked right now."""
-    return _first(*_open_sql(rater, project, lock=_SKIP_LOCKED))
+    """The first open comparison for the rater that nobody else holds locked right now, within
+    the pick window; else the oldest untouched one at the window's last priority."""
+    found = _first(*_open_sql(rater, project, lock=_SKIP_LOCKED, window=PICK_WINDOW))
+    if found is not None:
+        return found
+    priority = _window_end(project)
+    if priority is None:
+        return None
+    return _first(*_open_sql(rater, project, lock=_SKIP_LOCKED, untouched_at=priority))
 
 
 def _pick_exact(rater, project: Project) -> Comparison | None:

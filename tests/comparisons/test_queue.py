@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from comparisons import queue
@@ -669,14 +669,16 @@ def test_the_pick_walks_the_partial_index_on_sqlite(project, alice, bob):
         pytest.skip("SQLite's plan; PostgreSQL has its own test")
     plan = _plan_after_history(project, alice, bob)
     assert "SEARCH seen USING COVERING INDEX" in plan
-    assert "USING INDEX comparison_pick_idx" in plan
-    assert "SCAN" not in plan  # neither the comparisons nor the rater's history
+    assert "SEARCH w USING INDEX comparison_pick_idx" in plan
+    # The only scan is of the pick window's own rows (at most PICK_WINDOW of them).
+    scans = [line for line in plan.splitlines() if " SCAN " in f" {line.split(maxsplit=3)[-1]}"]
+    assert scans and all(line.endswith("SCAN top") for line in scans), plan
 
 
 @pytest.mark.postgres
 def test_the_pick_walks_the_partial_index_on_postgresql(project, alice, bob):
     plan = _plan_after_history(project, alice, bob)
-    assert "Index Scan using comparison_pick_idx" in plan
+    assert "Scan using comparison_pick_idx" in plan  # an index (only) scan, from the top
     # The "never had it" check is one index probe by comparison per row walked, never a scan
     # of the rater's history.
     assert "Index Cond: (comparison_id = c.id)" in plan
@@ -697,3 +699,65 @@ def test_the_reclaim_reads_only_active_leases_through_their_index(project, alice
     # live leases only, so the finished history costs nothing.
     assert "assignment_active_expiry_idx" in plan or "assignment_one_active_per_rater" in plan
     assert "Seq Scan" not in plan
+
+
+# --- the pick window: a rater far ahead of the others ----------------------------------------
+
+
+def _judge_next(rater, project, n):
+    return [
+        queue.submit_judgment(queue.next_assignment(rater, project), choice="a") for _ in range(n)
+    ]
+
+
+def _start_far_down(project, rater, comparison_id):
+    """The rater judges one comparison out of pick order, as if leased long ago."""
+    now = timezone.now()
+    lease = Assignment.objects.create(
+        project=project, comparison_id=comparison_id, rater=rater, leased_at=now,
+        expires_at=now + timedelta(minutes=5),
+    )  # fmt: skip
+    Comparison.objects.filter(pk=comparison_id).update(open_slots=F("open_slots") - 1)
+    queue.submit_judgment(lease, choice="a")
+
+
+def test_within_the_pick_window_started_work_still_comes_first(project, alice, bob, monkeypatch):
+    monkeypatch.setattr(queue, "PICK_WINDOW", 5)
+    _bulk_comparisons(project, 20)
+    ids = list(
+        Comparison.objects.filter(project=project).order_by("id").values_list("id", flat=True)
+    )
+    _judge_next(alice, project, 3)  # ids[0..2]: judged once, still open, top of the order
+    _start_far_down(project, bob, ids[15])  # ranks right after them (one judgment)
+    assert queue.next_assignment(alice, project).comparison_id == ids[15]
+
+
+def test_past_a_window_full_of_their_own_work_a_rater_gets_the_oldest_untouched_comparison(
+    project, alice, bob, monkeypatch
+):
+    monkeypatch.setattr(queue, "PICK_WINDOW", 5)
+    _bulk_comparisons(project, 20)
+    ids = list(
+        Comparison.objects.filter(project=project).order_by("id").values_list("id", flat=True)
+    )
+    _judge_next(alice, project, 7)  # ids[0..6]: judged once, still open, top of the order
+    _start_far_down(project, bob, ids[15])
+    # The window holds only alice's own: she gets the oldest never-judged comparison of that
+    # priority instead of a walk through her whole history; bob's started one waits for others.
+    assert queue.next_assignment(alice, project).comparison_id == ids[7]
+    # Raters who are not ahead still finish what has started first.
+    assert queue.next_assignment(bob, project).comparison_id == ids[0]
+
+
+def test_a_rater_ahead_is_never_told_done_while_started_work_is_left_for_them(
+    project, alice, bob, monkeypatch
+):
+    monkeypatch.setattr(queue, "PICK_WINDOW", 3)
+    _bulk_comparisons(project, 8)
+    ids = list(
+        Comparison.objects.filter(project=project).order_by("id").values_list("id", flat=True)
+    )
+    _judge_next(alice, project, 5)  # ids[0..4]
+    _judge_next(bob, project, 8)  # every comparison started: nothing untouched is left
+    # The window holds alice's own and nothing is untouched: the exact pick walks on.
+    assert queue.next_assignment(alice, project).comparison_id == ids[5]
