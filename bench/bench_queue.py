@@ -2,9 +2,11 @@
 
 For each size N it seeds PostgreSQL with COPY (a realistic mix: 30% of comparisons fully judged,
 10% started with one judgment, the rest untouched, with their assignment and judgment rows),
-then measures with one rater the latency of next, submit and next+submit (p50/p95/p99), the
-throughput of 1, 4 and 16 concurrent raters (processes, each its own connection), and records
-EXPLAIN (ANALYZE, BUFFERS) of the pick query at the smallest and largest size.
+then measures with one rater the latency of next, submit and next+submit (p50/p95/p99), a rater
+working alone far ahead of everyone (LONE_ITERATIONS judgments: is their next as fast at the end
+as at the start?), the throughput of 1, 4 and 16 concurrent raters (processes, each its own
+connection), and records EXPLAIN (ANALYZE, BUFFERS) of the pick query at the smallest and largest
+size.
 
 Runs in a child process against its own database (BENCH_QUEUE_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/raterhub_bench_queue; created and dropped here), so it does
@@ -23,6 +25,7 @@ from bench import common
 
 SIZES = common.env_sizes("BENCH_QUEUE_SIZES", "10000,100000,1000000")
 LATENCY_ITERATIONS = int(os.environ.get("BENCH_QUEUE_ITERATIONS", "1000"))
+LONE_ITERATIONS = int(os.environ.get("BENCH_QUEUE_LONE_ITERATIONS", "3000"))
 THROUGHPUT_SECONDS = float(os.environ.get("BENCH_QUEUE_SECONDS", "8"))
 CONCURRENCY = (1, 4, 16)
 SEED_RATERS = 100
@@ -51,6 +54,7 @@ def _child() -> None:
         entry["durable_commit_floor_ms"] = _commit_floor_ms()
         entry.update(_latency(project))
         entry.update(_latency(project, email="bench63@bench.example", async_commit=True))
+        entry["lone_rater"] = _lone_rater(project)
         if n in (min(SIZES), max(SIZES)):
             entry["explain"] = _explain(project)
         entry["throughput"] = {str(k): _throughput(project, k) for k in CONCURRENCY}
@@ -74,6 +78,9 @@ def _child() -> None:
         ]
         <= 1.5
         and all(e["next_submit_ms_async_commit"]["p95"] < 10 for e in results["sizes"].values()),
+        "a rater alone: next p50 at the end within 1.5x of the start (every size)": all(
+            e["lone_rater"]["last_over_first"] <= 1.5 for e in results["sizes"].values()
+        ),
     }
     _print_table(results)
     common.write_results("queue", results)
@@ -148,6 +155,28 @@ def _latency(project, *, email: str = "bench0@bench.example", async_commit: bool
         # Python/Django CPU in this process per next+submit: the part machine load inflates.
         f"client_cpu_ms{suffix}": round(statistics.fmean(cpu), 3),
         f"load_average{suffix}": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _lone_rater(project, email: str = "bench62@bench.example") -> dict:
+    """A rater far ahead of everyone: their own judged, still open comparisons pile up at the
+    top of the pick order. next p50 over their first and last 500 judgments."""
+    from accounts.models import User
+    from comparisons import queue
+
+    rater = User.objects.get(email=email)
+    times = []
+    for _ in range(LONE_ITERATIONS):
+        t0 = time.perf_counter()
+        lease = queue.next_assignment(rater, project)
+        times.append((time.perf_counter() - t0) * 1000)
+        queue.submit_judgment(lease, choice="a", duration_ms=9000)
+    first, last = statistics.median(times[:500]), statistics.median(times[-500:])
+    return {
+        "judgments": LONE_ITERATIONS,
+        "next_p50_first_500_ms": round(first, 2),
+        "next_p50_last_500_ms": round(last, 2),
+        "last_over_first": round(last / first, 2),
     }
 
 
@@ -269,6 +298,11 @@ def _print_table(results: dict) -> None:
     loads = ", ".join(f"{e['load_average'][0]}" for e in results["sizes"].values())
     print(f"1-min load average during the latency run per size: {loads} (2 cores)")
     print(f"p95 ratio largest/smallest: {results['p95_ratio_largest_to_smallest']}")
+    for n, e in results["sizes"].items():
+        lone = e["lone_rater"]
+        print(f"N={int(n):,}: a rater alone, next p50 over their first / last 500 of "
+              f"{lone['judgments']:,} judgments: {lone['next_p50_first_500_ms']} / "
+              f"{lone['next_p50_last_500_ms']} ms")  # fmt: skip
     for goal, ok in results["goals"].items():
         print(f"  {'PASS' if ok else 'FAIL'}  {goal}")
     for n, e in results["sizes"].items():
