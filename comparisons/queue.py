@@ -203,6 +203,9 @@ def _lease_new(
 # window's last priority (no one ever had it, so neither did this rater). Only the exact pick,
 # when the fast one found nothing, walks further.
 PICK_WINDOW = 100
+# The partial index comparison_pick_idx's condition and order, for a table alias.
+_OPEN_REGULAR = "{0}.open_slots > 0 AND {0}.gold_choice IS NULL"
+_PICK_ORDER = "{0}.priority DESC, {0}.judged_count DESC, {0}.id"
 
 
 def _open_sql(
@@ -232,22 +235,20 @@ def _open_sql(
     and the ORM spent more CPU building it than the database spent answering it.
     """
     table = Comparison._meta.db_table
-    regular = "{0}.open_slots > 0 AND {0}.gold_choice IS NULL"
-    order = "{0}.priority DESC, {0}.judged_count DESC, {0}.id"
     params: list = []
     if window:
         # The window's rows straight off the index (no probes), then probed in the same order.
         source = (
             f'(SELECT w.id, w.priority, w.judged_count FROM "{table}" w '
-            f"WHERE w.project_id = %s AND {regular.format('w')} ORDER BY {order.format('w')} "
-            f'LIMIT %s) top JOIN "{table}" c ON c.id = top.id'
+            f"WHERE w.project_id = %s AND {_OPEN_REGULAR.format('w')} "
+            f'ORDER BY {_PICK_ORDER.format("w")} LIMIT %s) top JOIN "{table}" c ON c.id = top.id'
         )
         params += [project.pk, window]
-        order = order.format("top")
+        order = _PICK_ORDER.format("top")
     else:
         source = f'"{table}" c'
-        order = "c.id" if gold else order.format("c")
-    condition = "c.gold_choice IS NOT NULL" if gold else regular.format("c")
+        order = "c.id" if gold else _PICK_ORDER.format("c")
+    condition = "c.gold_choice IS NOT NULL" if gold else _OPEN_REGULAR.format("c")
     sql = (
         f"SELECT {select_list(Comparison, 'c')} FROM {source} "
         f"WHERE c.project_id = %s AND {condition} AND NOT EXISTS (SELECT 1 "
@@ -271,9 +272,8 @@ def _open_sql(
 def _window_end(project: Project) -> int | None:
     """The priority of the pick window's last row, or None if the window holds every open row."""
     sql = (
-        f'SELECT priority FROM "{Comparison._meta.db_table}" WHERE project_id = %s '
-        "AND open_slots > 0 AND gold_choice IS NULL "
-        "ORDER BY priority DESC, judged_count DESC, id LIMIT 1 OFFSET %s"
+        f'SELECT c.priority FROM "{Comparison._meta.db_table}" c WHERE c.project_id = %s '
+        f"AND {_OPEN_REGULAR.format('c')} ORDER BY {_PICK_ORDER.format('c')} LIMIT 1 OFFSET %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [project.pk, PICK_WINDOW - 1])
