@@ -710,6 +710,15 @@ def _judge_next(rater, project, n):
     ]
 
 
+def _window_of(monkeypatch, project, *, window, comparisons):
+    """A pick window of `window` rows over that many new comparisons; their ids, oldest first."""
+    monkeypatch.setattr(queue, "PICK_WINDOW", window)
+    _bulk_comparisons(project, comparisons)
+    return list(
+        Comparison.objects.filter(project=project).order_by("id").values_list("id", flat=True)
+    )
+
+
 def _start_far_down(project, rater, comparison_id):
     """The rater judges one comparison out of pick order, as if leased long ago."""
     now = timezone.now()
@@ -722,11 +731,7 @@ def _start_far_down(project, rater, comparison_id):
 
 
 def test_within_the_pick_window_started_work_still_comes_first(project, alice, bob, monkeypatch):
-    monkeypatch.setattr(queue, "PICK_WINDOW", 5)
-    _bulk_comparisons(project, 20)
-    ids = list(
-        Comparison.objects.filter(project=project).order_by("id").values_list("id", flat=True)
-    )
+    ids = _window_of(monkeypatch, project, window=5, comparisons=20)
     _judge_next(alice, project, 3)  # ids[0..2]: judged once, still open, top of the order
     _start_far_down(project, bob, ids[15])  # ranks right after them (one judgment)
     assert queue.next_assignment(alice, project).comparison_id == ids[15]
@@ -735,11 +740,7 @@ def test_within_the_pick_window_started_work_still_comes_first(project, alice, b
 def test_past_a_window_full_of_their_own_work_a_rater_gets_the_oldest_untouched_comparison(
     project, alice, bob, monkeypatch
 ):
-    monkeypatch.setattr(queue, "PICK_WINDOW", 5)
-    _bulk_comparisons(project, 20)
-    ids = list(
-        Comparison.objects.filter(project=project).order_by("id").values_list("id", flat=True)
-    )
+    ids = _window_of(monkeypatch, project, window=5, comparisons=20)
     _judge_next(alice, project, 7)  # ids[0..6]: judged once, still open, top of the order
     _start_far_down(project, bob, ids[15])
     # The window holds only alice's own: she gets the oldest never-judged comparison of that
@@ -752,11 +753,7 @@ def test_past_a_window_full_of_their_own_work_a_rater_gets_the_oldest_untouched_
 def test_a_rater_ahead_is_never_told_done_while_started_work_is_left_for_them(
     project, alice, bob, monkeypatch
 ):
-    monkeypatch.setattr(queue, "PICK_WINDOW", 3)
-    _bulk_comparisons(project, 8)
-    ids = list(
-        Comparison.objects.filter(project=project).order_by("id").values_list("id", flat=True)
-    )
+    ids = _window_of(monkeypatch, project, window=3, comparisons=8)
     _judge_next(alice, project, 5)  # ids[0..4]
     _judge_next(bob, project, 8)  # every comparison started: nothing untouched is left
     # The window holds alice's own and nothing is untouched: the exact pick walks on.
