@@ -57,6 +57,17 @@ def select_list(model: type[models.Model], alias: str) -> str:
     return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
 
 
+def rater_is_member_sql(project_alias: str) -> str:
+    """SQL that holds when the user given as its one parameter rates the project `project_alias`
+    (the hand-written form of ProjectQuerySet.rateable_by)."""
+    members = Project.raters.field
+    return (
+        f'EXISTS (SELECT 1 FROM "{members.m2m_db_table()}" m '
+        f'WHERE m."{members.m2m_column_name()}" = {project_alias}.id '
+        f'AND m."{members.m2m_reverse_name()}" = %s)'
+    )
+
+
 @functools.cache
 def _columns(model: type[models.Model]) -> list:
     return [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields]

@@ -41,6 +41,7 @@ from comparisons.models import (
     Strength,
     from_row,
     insert,
+    rater_is_member_sql,
     select_list,
 )
 
@@ -74,14 +75,11 @@ def _membership(rater, project: Project) -> tuple[str, int, float, int | None] |
     holding an old Project instance. Hand-written SQL because it runs on every page load and
     the ORM spent more CPU compiling it than the database spent answering.
     """
-    members = Project.raters.field
     sql = (
         "SELECT p.status, p.lease_seconds, p.gold_rate, "
         f'(SELECT a.id FROM "{Assignment._meta.db_table}" a WHERE a.project_id = p.id '
         "AND a.rater_id = %s AND a.status = %s LIMIT 1) "
-        f'FROM "{Project._meta.db_table}" p JOIN "{members.m2m_db_table()}" m '
-        f'ON m."{members.m2m_column_name()}" = p.id '
-        f'WHERE p.id = %s AND m."{members.m2m_reverse_name()}" = %s'
+        f'FROM "{Project._meta.db_table}" p WHERE p.id = %s AND {rater_is_member_sql("p")}'
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [rater.pk, ACTIVE.value, project.pk, rater.pk])

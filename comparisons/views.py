@@ -32,6 +32,7 @@ from comparisons.models import (
     Response,
     count_for_project,
     from_row,
+    rater_is_member_sql,
     select_list,
 )
 
@@ -59,14 +60,11 @@ def _get_assignment_for_rater(request: HttpRequest, slug: str, pk: int) -> Assig
     One hand-written statement (the lease with its project, membership checked in the same
     query): it runs on every submit, skip and heartbeat. The comparison loads on first use.
     """
-    members = Project.raters.field
     sql = (
         f"SELECT {select_list(Assignment, 'a')}, {select_list(Project, 'p')} "
         f'FROM "{Assignment._meta.db_table}" a '
         f'JOIN "{Project._meta.db_table}" p ON p.id = a.project_id '
-        "WHERE a.id = %s AND a.rater_id = %s AND p.slug = %s AND EXISTS ("
-        f'SELECT 1 FROM "{members.m2m_db_table()}" m '
-        f'WHERE m."{members.m2m_column_name()}" = p.id AND m."{members.m2m_reverse_name()}" = %s)'
+        f"WHERE a.id = %s AND a.rater_id = %s AND p.slug = %s AND {rater_is_member_sql('p')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [pk, request.user.pk, slug, request.user.pk])
