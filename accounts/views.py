@@ -1,11 +1,11 @@
 """Account pages of RaterHub's own: the invite page (the one way a new rater gets an account;
-open sign-up is closed) and the e-mail page that replaces allauth's.
+open sign-up is closed), the e-mail page that replaces allauth's, and the admin's login hand-over.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -84,3 +84,14 @@ def email_view(request: HttpRequest) -> HttpResponse:
     address, even one another person holds or is about to be invited with. Nobody changes
     their own address here: an administrator does, in the user admin."""
     return render(request, "accounts/email.html")
+
+
+def admin_login_view(request: HttpRequest) -> HttpResponse:
+    """Stands in for the admin's login form, which checked passwords with no rate limit: every
+    password login goes through allauth's login page and its lockout, then on to `next`."""
+    if request.user.is_authenticated and not admin.site.has_permission(request):
+        # allauth would send a signed-in user straight back to `next`, the admin: a loop.
+        messages.error(request, "Your account has no access to the admin.")
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    next_url = request.GET.get("next") or reverse("admin:index")
+    return redirect(f"{reverse('account_login')}?{urlencode({'next': next_url})}")
