@@ -35,6 +35,7 @@ class _JoinsProjects(forms.ModelForm):
     projects = forms.ModelMultipleChoiceField(
         queryset=Project.objects.none(),
         required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="The new account rates in these projects.",
     )
 
