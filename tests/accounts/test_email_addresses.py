@@ -15,7 +15,7 @@ from django.core import mail
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from tests.factories import UserFactory
+from tests.factories import ProjectFactory, UserFactory
 
 PASSWORD = "pw-raterhub-test"
 
@@ -111,3 +111,15 @@ def test_the_migration_drops_address_rows_that_are_not_the_accounts_own(alice, b
         ("alice@example.com", "alice@example.com"),
         ("bob@example.com", "BOB@example.com"),
     ]
+
+
+def test_the_email_page_runs_a_constant_number_of_queries(
+    alice_client, alice, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(4) as few:
+        alice_client.get("/accounts/email/")
+    for i in range(20):
+        ProjectFactory(slug=f"p{i}").raters.add(alice)
+        EmailAddress.objects.create(user=UserFactory(), email=f"other{i}@example.com")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert alice_client.get("/accounts/email/").status_code == 200

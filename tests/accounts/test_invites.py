@@ -252,3 +252,19 @@ def test_open_signup_is_closed(client, db):
         {"email": "walk-in@example.com", "password1": STRONG, "password2": STRONG},
     )
     assert not User.objects.filter(email="walk-in@example.com").exists()
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_the_invite_page_runs_a_constant_number_of_queries(
+    client, alice, lead, signed_in, django_assert_max_num_queries
+):
+    invite, token = Invite.issue(email="alice@example.com", invited_by=lead)
+    invite.projects.add(ProjectFactory(slug="first"))
+    if signed_in:
+        client.force_login(alice)
+    with django_assert_max_num_queries(8) as few:
+        assert client.get(_accept_url(token)).status_code == 200
+    invite.projects.add(*(ProjectFactory(slug=f"more-{i}") for i in range(20)))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        r = client.get(_accept_url(token))
+    assert r.content.count(b"<li>") == 21
