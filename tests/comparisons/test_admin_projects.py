@@ -172,7 +172,11 @@ def test_editing_other_fields_keeps_overlap_and_slots(client, lead, project):
 
 
 def test_a_lead_adds_raters_on_the_change_page(client, lead, project):
+    # A rater of another project of theirs (people from elsewhere join through an invite).
     dave = UserFactory(email="dave@example.com")
+    second = ProjectFactory(slug="second")
+    second.leads.add(lead)
+    second.raters.add(dave)
     client.force_login(lead)
     raters = [u.pk for u in project.raters.all()] + [dave.pk]
     r = client.post(f"{CHANGELIST}{project.pk}/change/", _form_data(project, raters=raters))
