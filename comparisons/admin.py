@@ -276,8 +276,6 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name in ("raters", "leads"):
-            from accounts.models import User
-
             # The autocompletes list UserAdmin's scoped queryset; the form accepts no one
             # else either, or a lead could post the id of another lead's rater.
             kwargs["queryset"] = User.objects.visible_to(request.user)
