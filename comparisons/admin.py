@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
@@ -45,7 +46,7 @@ from comparisons.models import (
     count_for_project,
 )
 from comparisons.queue import change_overlap, release_leases
-from comparisons.tasks import run_export
+from comparisons.tasks import send_export
 
 admin.site.site_header = "RaterHub admin"
 admin.site.site_title = "RaterHub admin"
@@ -204,7 +205,7 @@ def export_projects(modeladmin, request, queryset):
                         requested_by=request.user,
                         options=form.export_options(),
                     )
-                    run_export.delay_on_commit(job.pk)
+                    transaction.on_commit(partial(send_export, job.pk))
             modeladmin.message_user(request, f"Queued {len(projects)} export(s).", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
     else:

@@ -7,12 +7,23 @@ worker dies is redelivered), and every task is idempotent by id.
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
 
-from comparisons.exports import requeue_stalled_exports, run_export_job
+from celery import shared_task, signals
+
+from comparisons.exports import (
+    exports_to_send,
+    mark_sent,
+    remove_orphaned_partials,
+    requeue_stalled_exports,
+    run_export_job,
+)
 from comparisons.metrics import compute_snapshot, needs_recompute
 from comparisons.models import Project, ProjectStatus
 from comparisons.queue import reclaim_expired
+from ops.logs import request_id
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -22,13 +33,35 @@ def run_export(job_id: int) -> str | None:
     return job.status if job else None
 
 
+def send_export(job_id: int) -> bool:
+    """Send an export job to a worker; the face calls it after commit. With the broker down the
+    job stays queued and unsent (logged, False): beat's sweep sends it once the broker is back."""
+    try:
+        run_export.apply_async((job_id,))
+    except Exception as exc:  # kombu's OperationalError, a refused or timed-out connection
+        logger.warning("export job %s not sent, the broker is unavailable: %s", job_id, exc)
+        return False
+    mark_sent(job_id)
+    return True
+
+
 @shared_task
 def requeue_stalled_export_jobs() -> int:
-    """Beat entry: send again the exports whose worker died (the filesystem broker cannot)."""
-    requeued = requeue_stalled_exports()
-    for job_id in requeued:
-        run_export.delay(job_id)
-    return len(requeued)
+    """Beat entry (every 30 s): send the exports whose worker died and those never sent."""
+    due = set(requeue_stalled_exports()) | set(exports_to_send())
+    return sum(send_export(job_id) for job_id in sorted(due))
+
+
+@signals.worker_ready.connect
+def clean_partial_exports(**_signal) -> None:
+    """A worker starting: the partial files of runs killed with their worker go."""
+    remove_orphaned_partials()
+
+
+@signals.task_prerun.connect
+def _task_request_id(task_id=None, **_signal) -> None:
+    # A task's log lines carry its id where a request's carry the request id.
+    request_id.set(task_id or "")
 
 
 @shared_task

@@ -21,7 +21,7 @@ from comparisons.exports import (
     storage_name,
 )
 from comparisons.models import ExportJob, ExportStatus
-from comparisons.tasks import requeue_stalled_export_jobs, run_export
+from comparisons.tasks import requeue_stalled_export_jobs, run_export, send_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
 
@@ -119,13 +119,20 @@ def test_a_failure_in_the_cli_path_leaves_nothing_at_the_output(judged, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+def _silent_since():
+    """A heartbeat old enough that the job's worker counts as dead."""
+    return timezone.now() - jobs.STALLED_AFTER - timedelta(seconds=1)
+
+
 def test_a_rerun_after_a_killed_worker_produces_the_same_file(judged):
     job = create_export_job(project=judged, format="judgments-parquet", options={})
     first = run_export_job(job.pk)
     with first.file.open("rb") as fh:
         first_bytes = fh.read()
     # A worker died after the file was stored but before the job was marked done.
-    ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.RUNNING, file="")
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportStatus.RUNNING, file="", heartbeat_at=_silent_since()
+    )
 
     second = run_export_job(job.pk)
 
@@ -139,7 +146,9 @@ def test_a_rerun_after_a_killed_worker_produces_the_same_file(judged):
 def test_a_failed_rerun_removes_the_file_an_earlier_attempt_stored(judged, monkeypatch):
     job = create_export_job(project=judged, format="trl", options={})
     run_export_job(job.pk)
-    ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.RUNNING)
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportStatus.RUNNING, heartbeat_at=_silent_since()
+    )
     monkeypatch.setattr(files, "pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
 
     job = run_export_job(job.pk)
@@ -165,27 +174,15 @@ def test_bad_options_are_refused_before_a_job_exists(project):
     assert not ExportJob.objects.exists()
 
 
-def test_the_job_is_enqueued_only_after_commit(judged, django_capture_on_commit_callbacks):
-    job = create_export_job(project=judged, format="trl-kto", options={"aggregation": "unanimous"})
-
-    with mock.patch("comparisons.tasks.run_export.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            run_export.delay_on_commit(job.pk)
-        delay.assert_not_called()
-        for callback in callbacks:
-            callback()
-    delay.assert_called_once_with(job.pk)
-
-
-def test_the_task_runs_the_job(judged, django_capture_on_commit_callbacks):
+def test_the_task_runs_the_job(judged):
     job = create_export_job(project=judged, format="trl", options={"min_judgments": 3})
 
-    with django_capture_on_commit_callbacks(execute=True):
-        run_export.delay_on_commit(job.pk)  # eager in tests: runs in-process
+    assert send_export(job.pk) is True  # eager in tests: runs in-process
 
     job.refresh_from_db()
     assert job.status == ExportStatus.SUCCEEDED
     assert job.manifest["options"]["min_judgments"] == 3
+    assert job.sent_at is not None
 
 
 def test_the_task_is_configured_for_at_least_once_delivery():
