@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
 
 import pytest
+from celery import signals
+from django.conf import settings
 from django.core.files.storage import default_storage
+from kombu.exceptions import OperationalError
 from django.utils import timezone
 
 from comparisons.exports import (
@@ -239,3 +243,106 @@ def test_a_long_job_beats_while_it_runs(judged, monkeypatch):
 
     assert len(beats) >= 3
     assert beats == sorted(beats) and len(set(beats)) == len(beats)
+
+
+def test_partial_files_live_under_the_media_roots_tmp_folder_and_go_when_done(judged, monkeypatch):
+    seen = []
+    real_export = export_preferences
+
+    def watching_export(project, format, path, **options):
+        seen.append(Path(path).parent)
+        assert Path(path).parent.parent == jobs.partials_root()
+        return real_export(project, format, path, **options)
+
+    monkeypatch.setattr(jobs, "export_preferences", watching_export)
+    ok = run_export_job(create_export_job(project=judged, format="trl", options={}).pk)
+    monkeypatch.setattr(files, "pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
+    failed = run_export_job(create_export_job(project=judged, format="trl", options={}).pk)
+
+    assert (ok.status, failed.status) == (ExportStatus.SUCCEEDED, ExportStatus.FAILED)
+    assert jobs.partials_root() == Path(settings.MEDIA_ROOT) / "tmp" / "exports"
+    assert len(seen) == 2 and not any(folder.exists() for folder in seen)
+    assert list(jobs.partials_root().iterdir()) == []
+
+
+def test_worker_start_removes_the_partials_of_killed_runs_only(judged):
+    dead = create_export_job(project=judged, format="trl", options={})
+    live = create_export_job(project=judged, format="trl-kto", options={})
+    ExportJob.objects.filter(pk=dead.pk).update(
+        status=ExportStatus.RUNNING, heartbeat_at=_silent_since()
+    )
+    ExportJob.objects.filter(pk=live.pk).update(
+        status=ExportStatus.RUNNING, heartbeat_at=timezone.now()
+    )
+    root = jobs.partials_root()
+    for name in (f"job-{dead.pk}-abc", f"job-{live.pk}-def", "job-999999-old", "stray"):
+        (root / name).mkdir(parents=True)
+        (root / name / "x.jsonl.partial").write_bytes(b"x" * 100)
+
+    signals.worker_ready.send(sender=None)  # what a starting worker sends
+
+    assert sorted(p.name for p in root.iterdir()) == [f"job-{live.pk}-def"]
+
+
+def test_an_export_asked_for_while_the_broker_is_down_is_sent_once_it_is_back(judged):
+    job = create_export_job(project=judged, format="trl", options={})
+    with mock.patch.object(run_export, "apply_async", side_effect=OperationalError("refused")):
+        assert send_export(job.pk) is False
+        job.refresh_from_db()
+        assert (job.status, job.sent_at) == (ExportStatus.QUEUED, None)
+        # Beat's sweep while the broker is still down: still recorded, still unsent.
+        ExportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+        assert requeue_stalled_export_jobs() == 0
+    assert ExportJob.objects.get(pk=job.pk).status == ExportStatus.QUEUED
+
+    assert requeue_stalled_export_jobs() == 1  # the broker is back (eager: runs in-process)
+
+    job.refresh_from_db()
+    assert job.status == ExportStatus.SUCCEEDED
+    assert job.sent_at is not None
+
+
+def test_a_sent_job_is_not_sent_again_until_it_may_have_been_lost(judged):
+    job = create_export_job(project=judged, format="trl", options={})
+    ExportJob.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - timedelta(hours=1), sent_at=timezone.now()
+    )
+    assert jobs.exports_to_send() == []
+
+    ExportJob.objects.filter(pk=job.pk).update(
+        sent_at=timezone.now() - jobs.RESEND_AFTER - timedelta(seconds=1)
+    )
+    assert jobs.exports_to_send() == [job.pk]
+
+
+def test_a_delivery_while_a_live_worker_runs_the_job_changes_nothing(judged):
+    job = create_export_job(project=judged, format="trl", options={})
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportStatus.RUNNING, heartbeat_at=timezone.now()
+    )
+
+    with mock.patch.object(jobs, "export_preferences") as export:
+        again = run_export_job(job.pk)
+
+    export.assert_not_called()
+    assert again.status == ExportStatus.RUNNING
+
+
+def test_a_run_taken_over_by_another_stops_and_changes_nothing(judged, monkeypatch):
+    monkeypatch.setattr(source, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(jobs, "HEARTBEAT", timedelta(0))
+    job = create_export_job(project=judged, format="judgments", options={})
+    real_export = export_preferences
+
+    def overtaken(project, format, path, *, progress, **options):
+        # Meanwhile another run claimed the job (this one was thought dead) with its own token.
+        ExportJob.objects.filter(pk=job.pk).update(started_at=timezone.now() + timedelta(seconds=1))
+        return real_export(project, format, path, progress=progress, **options)
+
+    monkeypatch.setattr(jobs, "export_preferences", overtaken)
+
+    after = run_export_job(job.pk)
+
+    assert after.status == ExportStatus.RUNNING  # the other run's to finish
+    assert not after.file and not after.error
+    assert list(jobs.partials_root().iterdir()) == []
