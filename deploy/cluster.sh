@@ -35,6 +35,10 @@ environment() {
     export SECURE_HSTS_SECONDS=0  # never pin HSTS on 127.0.0.1 in a developer's browser
     export LOG_FORMAT=json MEDIA_ROOT="$CLUSTER_DIR/media" STATIC_ROOT="$CLUSTER_DIR/static"
     export DJANGO_SETTINGS_MODULE=raterhub.settings
+    # The same environment for scripts run beside the cluster (the load and fault suites).
+    export -p | grep -E ' (DEBUG|SECRET_KEY|ALLOWED_HOSTS|CSRF_TRUSTED_ORIGINS|DATABASE_URL|REDIS_URL|USE_X_FORWARDED_PROTO|TRUSTED_PROXY_COUNT|SECURE_HSTS_SECONDS|LOG_FORMAT|MEDIA_ROOT|STATIC_ROOT|DJANGO_SETTINGS_MODULE)=' \
+        >"$CLUSTER_DIR/env"
+    echo "export CLUSTER_URL=https://127.0.0.1:$NGINX_PORT" >>"$CLUSTER_DIR/env"
 }
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
