@@ -58,7 +58,7 @@ def main() -> None:
                 (submit.get("failures", 0) + page.get("failures", 0))
                 / max(1, submit.get("count", 0) + page.get("count", 0)),
                 5,
-            ),  # fmt: skip
+            ),
             "requests": total.get("count", 0),
             "load_average_before": load_before,
             "load_average_after": common.load_average(),
