@@ -143,11 +143,13 @@ wait_ready() {
 start() {
     mkdir -p "$PIDS" "$LOGS" "$CLUSTER_DIR/media"
     ensure_nginx
-    ensure_database
+    [ -n "${CLUSTER_REVIVE:-}" ] || ensure_database
     environment
-    "$VENV/bin/python" manage.py migrate --noinput -v 0
-    "$VENV/bin/python" manage.py collectstatic --noinput -v 0
-    write_nginx_conf
+    if [ -z "${CLUSTER_REVIVE:-}" ]; then
+        "$VENV/bin/python" manage.py migrate --noinput -v 0
+        "$VENV/bin/python" manage.py collectstatic --noinput -v 0
+        write_nginx_conf
+    fi
     echo "Starting the cluster in $CLUSTER_DIR:"
     for port in $WEB_PORTS; do
         # Each node: its own folder and metrics; nothing local is shared with the other.
@@ -212,7 +214,10 @@ status() {
 
 case "${1:-}" in
     start) start ;;
+    # Start again only what died (as systemd's Restart=always would), skipping migrate and
+    # collectstatic: the fault suite brings back a node or a worker it killed.
+    revive) CLUSTER_REVIVE=1 start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 start|revive|stop|status" >&2; exit 2 ;;
 esac

@@ -78,6 +78,7 @@ class Rater(FastHttpUser):
                     # Counted apart: the rater does not see it, the page tries again.
                     r.request_meta["name"] = f"{name}-attempt-failed"
                     r.failure(f"{status}: retrying")
+                    _event(f"{name}-attempt-failed", False, status)
                     gevent.sleep(delay)
                     continue
                 if status != 200:
