@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import empty
 
 from ops import counters
 from ops.logs import accept_or_make, request_id
@@ -16,6 +17,15 @@ from ops.logs import accept_or_make, request_id
 logger = logging.getLogger("raterhub.request")
 
 RETRY_AFTER_SECONDS = 1
+
+
+def _user_id_if_loaded(request: HttpRequest) -> int | None:
+    # Only a user the view already loaded: logging must not cost a query (nor fail with the
+    # database down, nor touch /healthz's database-free path).
+    user = request.__dict__.get("user")
+    if user is None or getattr(user, "_wrapped", None) is empty:
+        return None
+    return getattr(user, "pk", None)
 
 
 class RequestIdMiddleware:
@@ -50,7 +60,7 @@ class RequestIdMiddleware:
                     "route": route,
                     "status": response.status_code,
                     "duration_ms": round(elapsed * 1000, 1),
-                    "user_id": getattr(getattr(request, "user", None), "pk", None),
+                    "user_id": _user_id_if_loaded(request),
                 },
             )
             return response

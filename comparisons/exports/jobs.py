@@ -9,7 +9,8 @@ back in the queue. `exports_to_send` lists the queued jobs that no worker may ha
 Each run claims the job with its own start time, its token: a run whose token is no longer the
 job's (another run took over after a false alarm) stops at its next beat and changes nothing.
 Partial files live in `tmp/exports/` under MEDIA_ROOT, one folder per run, removed when the run
-ends whatever the outcome, and at worker start (`remove_orphaned_partials`) for a killed run.
+ends whatever the outcome; a killed run's folder goes when the job runs again, and at worker
+start (`remove_orphaned_partials`).
 """
 
 from __future__ import annotations
@@ -114,6 +115,10 @@ def run_export_job(job_id: int) -> ExportJob | None:
 
     root = partials_root()
     root.mkdir(parents=True, exist_ok=True)
+    # Claimed: any earlier run of this job is dead (or will stop at its next beat), so its
+    # partial folder goes now rather than at the next worker start.
+    for earlier in root.glob(f"job-{job_id}-*"):
+        shutil.rmtree(earlier, ignore_errors=True)
     run_dir = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-", dir=root))
     try:
         local = run_dir / Path(storage_name(job)).name

@@ -284,6 +284,22 @@ def test_worker_start_removes_the_partials_of_killed_runs_only(judged):
     assert sorted(p.name for p in root.iterdir()) == [f"job-{live.pk}-def"]
 
 
+def test_a_rerun_removes_the_partial_folder_its_killed_run_left(judged):
+    job = create_export_job(project=judged, format="trl", options={})
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportStatus.RUNNING, heartbeat_at=_silent_since()
+    )
+    killed = jobs.partials_root() / f"job-{job.pk}-killed"
+    killed.mkdir(parents=True)
+    (killed / "x.jsonl.partial").write_bytes(b"x" * 100)
+    other = jobs.partials_root() / "job-999999-other"
+    other.mkdir()
+
+    assert run_export_job(job.pk).status == ExportStatus.SUCCEEDED
+
+    assert sorted(p.name for p in jobs.partials_root().iterdir()) == ["job-999999-other"]
+
+
 def test_an_export_asked_for_while_the_broker_is_down_is_sent_once_it_is_back(judged):
     job = create_export_job(project=judged, format="trl", options={})
     with mock.patch.object(run_export, "apply_async", side_effect=OperationalError("refused")):
