@@ -81,7 +81,7 @@ write_nginx_conf() {
     fi
     local servers=""
     for port in $WEB_PORTS; do
-        servers+="        server 127.0.0.1:$port max_fails=1 fail_timeout=10s;"$'\n'
+        servers+="        server 127.0.0.1:$port max_fails=3 fail_timeout=5s;"$'\n'
     done
     # deploy/nginx/raterhub.conf, with local ports, paths and no port-80 redirect.
     cat >"$CLUSTER_DIR/nginx.conf" <<NGINX
@@ -119,7 +119,7 @@ $servers        keepalive 64;
             proxy_set_header X-Request-ID \$request_id;
             proxy_connect_timeout 2s;
             proxy_read_timeout 35s;
-            proxy_next_upstream error timeout http_502 http_503;
+            proxy_next_upstream error timeout http_502;
             proxy_next_upstream_tries 2;
         }
     }

@@ -44,7 +44,7 @@ def _pid(cluster_dir: Path, name: str) -> int:
 
 def _ready(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as r:
             return r.status == 200
     except OSError:
         return False
