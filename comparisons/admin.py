@@ -301,11 +301,10 @@ class ProjectAdmin(admin.ModelAdmin):
     def _run_import(project: Project, form: ImportForm):
         from comparisons.imports import import_comparisons
 
-        upload = form.cleaned_data["file"]
-        # Iterating an UploadedFile yields its lines chunk by chunk (bytes): the file is
-        # streamed from memory or its temporary file, never read whole.
+        # The upload itself, not iter(upload): the importer reads a file object a bounded
+        # piece at a time, while an UploadedFile's own iteration joins a line of any length.
         return import_comparisons(
-            project, iter(upload), skip_existing=form.cleaned_data["skip_existing"]
+            project, form.cleaned_data["file"], skip_existing=form.cleaned_data["skip_existing"]
         )
 
 

@@ -22,19 +22,25 @@ Rules beyond the contract, chosen so that what is imported is what training code
 - A gold choice must be one the project's rating scheme allows raters to give.
 - Text may not contain NUL characters or invalid Unicode (PostgreSQL cannot store them), and no
   content may exceed the limit (settings.RATERHUB_IMPORT_MAX_CONTENT_CHARS by default).
+- Sizes are capped before they can cost memory or reach the database: a line's bytes (its line
+  ending not counted) at settings.RATERHUB_IMPORT_MAX_LINE_BYTES, checked before it is parsed,
+  and `metadata` at settings.RATERHUB_IMPORT_MAX_METADATA_BYTES as compact UTF-8 JSON, whatever
+  it holds (a list of numbers has no text to count, yet once reached PostgreSQL at 50 MB).
 
 The file is streamed: lines are validated one at a time and written in batches of
 settings.RATERHUB_IMPORT_BATCH_SIZE (one query for the batch's existing ids, then bulk inserts),
 inside one transaction. After the first bad line nothing more is written, but validation goes
 on so that every bad line is counted (the first MAX_REPORTED_ERRORS are kept), and the
-transaction is rolled back at the end.
+transaction is rolled back at the end. A file object (anything with `readline`: an upload, a
+stored file, an open text or binary file) is read a bounded piece at a time, so a line over the
+limit is skipped to its end without ever being held whole.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +54,7 @@ MAX_ID_CHARS = 200  # Comparison.external_id and Response.model_name are CharFie
 ROLES = ("system", "user", "assistant")
 FIELDS = ("external_id", "prompt", "responses", "metadata", "priority", "gold")
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # IntegerField's range on every backend.
+SKIP_CHUNK = 64 * 1024  # how much of a line over the limit is read at a time to skip it
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,13 @@ class _Invalid(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Oversized:
+    """Stands for a line over the byte limit that was skipped, not read: its size in bytes."""
+
+    size: int
+
+
 class _Rejected(Exception):
     pass
 
@@ -105,11 +119,14 @@ def import_comparisons(
     *,
     skip_existing: bool = False,
     max_content_chars: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import JSON Lines into `project`; on any bad line import nothing and report every one.
 
-    `lines` is any iterable of str or bytes lines (an open file, an upload, a list). Bad data
-    never raises: it comes back as `result.errors`.
+    `lines` is any iterable of str or bytes lines (a list, a generator) or a file object (an
+    upload, an open file), which is read with bounded memory. Bad data never raises: it comes
+    back as `result.errors`. `progress`, if given, is called with the number of lines read so
+    far after each line (it runs inside the import's transaction: write nothing it must see).
     """
     limit = (
         max_content_chars
@@ -133,6 +150,7 @@ def import_comparisons(
                 skip_existing=skip_existing,
                 limit=limit,
                 batch_size=max(1, settings.RATERHUB_IMPORT_BATCH_SIZE),
+                progress=progress,
             )
             importer.feed_all(lines)
             importer.flush()
@@ -152,12 +170,16 @@ class _Importer:
         skip_existing: bool,
         limit: int,
         batch_size: int,
+        progress: Callable[[int], None] | None,
     ):
         self.project = project
         self.result = result
         self.skip_existing = skip_existing
         self.limit = limit
         self.batch_size = batch_size
+        self.progress = progress
+        self.max_line_bytes = settings.RATERHUB_IMPORT_MAX_LINE_BYTES
+        self.max_metadata_bytes = settings.RATERHUB_IMPORT_MAX_METADATA_BYTES
         self.overlap = project.overlap
         self.allowed_gold = set(project.allowed_choices())
         self.seen: dict[str, int] = {}  # external_id -> line, to report duplicates in the file
@@ -167,7 +189,11 @@ class _Importer:
         self.batch_errors: list[LineError] = []
 
     def feed_all(self, lines: Iterable[str | bytes]) -> None:
-        number, iterator = 0, iter(lines)
+        number = 0
+        # A file's own iteration reads a whole line, however long, before anyone can check it.
+        iterator = (
+            _read_lines(lines, self.max_line_bytes) if hasattr(lines, "readline") else iter(lines)
+        )
         while True:
             try:
                 raw = next(iterator)
@@ -185,9 +211,18 @@ class _Importer:
             number += 1
             self.feed(number, raw)
 
-    def feed(self, number: int, raw: str | bytes) -> None:
+    def feed(self, number: int, raw: str | bytes | _Oversized) -> None:
         self.result.total_lines = number
+        if self.progress is not None:
+            self.progress(number)
         try:
+            # Before decoding or parsing: both cost memory in proportion to the line.
+            size = raw.size if isinstance(raw, _Oversized) else _content_bytes(raw)
+            if size > self.max_line_bytes:
+                raise _Invalid(
+                    f"{size:,} bytes long, over the limit of {self.max_line_bytes:,} bytes per "
+                    "line (setting RATERHUB_IMPORT_MAX_LINE_BYTES)"
+                )
             text = _decode(raw, first=number == 1)
             if not text.strip():
                 return
@@ -310,7 +345,7 @@ class _Importer:
         if not isinstance(value, dict):
             raise _Invalid(f"metadata: must be an object (got {_kind(value)})")
         # Walk it without recursion: a hostile line may nest deeply.
-        size, stack = 0, [value]
+        stack = [value]
         while stack:
             item = stack.pop()
             if isinstance(item, dict):
@@ -320,10 +355,13 @@ class _Importer:
                 stack.extend(item)
             elif isinstance(item, str):
                 _check_storable("metadata", item)
-                size += len(item)
-        if size > self.limit:
+        # The line limit already bounds what this serializes; json.loads built it, so it nests
+        # no deeper than json.dumps can go.
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > self.max_metadata_bytes:
             raise _Invalid(
-                f"metadata: {size:,} characters of text, over the limit of {self.limit:,}"
+                f"metadata: {size:,} bytes as JSON, over the limit of "
+                f"{self.max_metadata_bytes:,} bytes (setting RATERHUB_IMPORT_MAX_METADATA_BYTES)"
             )
         return value
 
@@ -395,6 +433,48 @@ class _Importer:
         )
         self.result.created += len(comparisons)
         self.result.gold += sum(r.gold_choice is not None for r in batch)
+
+
+def _read_lines(stream, max_bytes: int) -> Iterator[str | bytes | _Oversized]:
+    """The lines of a text or binary file object, none read past `max_bytes` (plus its line
+    ending): a longer line is read to its end in small pieces and given as an _Oversized.
+
+    readline(size) stops at "\n" or after `size` bytes (characters for a text file, which are
+    never fewer than its bytes), so nothing longer than the limit is ever held.
+    """
+    room = max_bytes + 2  # the limit, then "\r\n"
+    while True:
+        line = stream.readline(room)
+        if not line:
+            return
+        if len(line) < room or _ends_line(line):
+            yield line  # whole (a short line without "\n" is the last one)
+            continue
+        size = _bytes(line)
+        while not _ends_line(line):
+            line = stream.readline(SKIP_CHUNK)
+            if not line:
+                break
+            size += _bytes(line)
+        yield _Oversized(size - (_bytes(line) - _content_bytes(line)))
+
+
+def _ends_line(line: str | bytes) -> bool:
+    return line.endswith(b"\n" if isinstance(line, bytes) else "\n")
+
+
+def _bytes(text: str | bytes) -> int:
+    if isinstance(text, bytes) or text.isascii():
+        return len(text)
+    # surrogatepass: the lone surrogates of undecodable bytes are counted, then reported.
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _content_bytes(line: str | bytes) -> int:
+    """A line's size in UTF-8 bytes, its line ending not counted."""
+    tail = line[-2:]
+    ending = len(tail) - len(tail.rstrip(b"\r\n" if isinstance(line, bytes) else "\r\n"))
+    return _bytes(line) - ending
 
 
 def _decode(raw: str | bytes, *, first: bool) -> str:
