@@ -13,6 +13,7 @@ separate section at the end of this file.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -32,6 +33,7 @@ from comparisons.models import (
     Comparison,
     ExportFormat,
     ExportJob,
+    ImportJob,
     Judgment,
     Project,
     Response,
@@ -268,6 +270,11 @@ class ProjectAdmin(admin.ModelAdmin):
         result = None
         if request.method == "POST":
             form = ImportForm(request.POST, request.FILES)
+            job = self._queue_large_import(request, project, form) if form.is_valid() else None
+            if job is not None:
+                return HttpResponseRedirect(
+                    reverse("admin:comparisons_importjob_change", args=[job.pk])
+                )
             if form.is_valid():
                 result = self._run_import(project, form)
                 if result.ok:
@@ -292,10 +299,39 @@ class ProjectAdmin(admin.ModelAdmin):
             "project": project,
             "form": form,
             "result": result,
+            "sync_max_lines": settings.RATERHUB_IMPORT_SYNC_MAX_LINES,
             "title": f"Import comparisons into {project}",
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/comparisons/project/import.html", context)
+
+    def _queue_large_import(
+        self, request: HttpRequest, project: Project, form: ImportForm
+    ) -> ImportJob | None:
+        """A job for an upload too long to import within the request (gunicorn's timeout);
+        None for one short enough, which the page imports at once."""
+        from comparisons.imports import count_lines, create_import_job
+        from comparisons.tasks import enqueue_import
+
+        upload = form.cleaned_data["file"]
+        lines = count_lines(upload)
+        if lines <= settings.RATERHUB_IMPORT_SYNC_MAX_LINES:
+            return None
+        job = create_import_job(
+            project=project,
+            source=upload,
+            skip_existing=form.cleaned_data["skip_existing"],
+            requested_by=request.user,
+            total_lines=lines,
+        )
+        enqueue_import(job)
+        self.message_user(
+            request,
+            f"The file has {lines:,} lines: it is being imported in the background, all or "
+            "nothing as always. This page shows its progress, then the result.",
+            messages.INFO,
+        )
+        return job
 
     @staticmethod
     def _run_import(project: Project, form: ImportForm):
@@ -728,3 +764,66 @@ class ExportJobAdmin(ReadOnlyAdmin):
         import json
 
         return format_html("<pre>{}</pre>", json.dumps(obj.manifest, indent=2, ensure_ascii=False))
+
+
+# --- imports -------------------------------------------
+# An upload of more than RATERHUB_IMPORT_SYNC_MAX_LINES lines becomes an ImportJob (the import
+# page redirects to it); the list and the job's page show a status cell that polls itself
+# (htmx) until the job has finished, then the counts or every reported bad line.
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    change_form_template = "admin/comparisons/importjob/change_form.html"
+    list_display = ("__str__", "filename", "status_cell", "requested_by", "created_at")
+    list_select_related = ("project", "requested_by")
+    list_filter = (("project", VisibleProjectFilter), "status")
+    list_per_page = 50
+    show_full_result_count = False
+    readonly_fields = (
+        "project",
+        "filename",
+        "skip_existing",
+        "requested_by",
+        "created_at",
+    )  # the status below the fields shows the times, which change while the page is open
+    fields = readonly_fields
+
+    class Media:
+        js = ("django_htmx/htmx-2.min.js",)
+
+    def get_queryset(self, request):
+        return _scope_to_visible_projects(request, super().get_queryset(request))
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def delete_model(self, request, obj):
+        from comparisons.imports import discard_import_upload
+
+        discard_import_upload(obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        from comparisons.imports import discard_import_upload
+
+        for job in queryset:
+            discard_import_upload(job)
+        super().delete_queryset(request, queryset)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from comparisons.import_views import render_import_status
+
+        job = self.get_object(request, object_id)  # scoped: None for someone else's job
+        if job is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "import_status": render_import_status(job, detail=True),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Status")
+    def status_cell(self, obj: ImportJob) -> str:
+        from comparisons.import_views import render_import_status
+
+        return render_import_status(obj, detail=False)

@@ -34,20 +34,36 @@ on so that every bad line is counted (the first MAX_REPORTED_ERRORS are kept), a
 transaction is rolled back at the end. A file object (anything with `readline`: an upload, a
 stored file, an open text or binary file) is read a bounded piece at a time, so a line over the
 limit is skipped to its end without ever being held whole.
+
+Uploads too large to import within a request (more lines than
+settings.RATERHUB_IMPORT_SYNC_MAX_LINES) become an ImportJob: `create_import_job` stores the file
+and records the job, the caller enqueues it after commit, and `run_import_job` (in a Celery
+worker) streams the stored file through the same `import_comparisons`, then deletes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
-from comparisons.models import Choice, Comparison, Project, Response
+from comparisons.models import Choice, Comparison, ImportJob, Project, Response
+
+logger = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 50
 MAX_ID_CHARS = 200  # Comparison.external_id and Response.model_name are CharField(200).
@@ -565,3 +581,160 @@ def _kind(value: Any) -> str:
         list: "a list",
         dict: "an object",
     }.get(type(value), type(value).__name__)
+
+
+# --- jobs: uploads too large for a request -------------------------------------------------
+
+PROGRESS_EVERY = 1.0  # seconds between two progress writes of a running job
+PROGRESS_TTL = 24 * 3600
+
+
+def count_lines(source: File) -> int:
+    """The lines of an uploaded file, as the importer will read them (its newlines, plus a last
+    line without one), counted chunk by chunk; leaves the file rewound."""
+    lines, ended = 0, True
+    for chunk in source.chunks():
+        if chunk:
+            newline = b"\n" if isinstance(chunk, bytes) else "\n"
+            lines += chunk.count(newline)
+            ended = chunk.endswith(newline)
+    source.seek(0)
+    return lines + (not ended)
+
+
+def create_import_job(
+    *,
+    project: Project,
+    source: File,
+    skip_existing: bool = False,
+    requested_by=None,
+    total_lines: int | None = None,
+) -> ImportJob:
+    """Store the upload and record a queued job to import it; the caller enqueues the job once
+    its transaction commits. `total_lines` saves a second count when the caller has one.
+
+    The file goes to default storage under imports/ (never served: MEDIA_URL has no view, and S3
+    objects are private) with a random name, so no uploaded name reaches a storage path.
+    """
+    if total_lines is None:
+        total_lines = count_lines(source)
+    name = default_storage.save(f"imports/{project.slug}/{uuid.uuid4().hex}.jsonl", source)
+    try:
+        return ImportJob.objects.create(
+            project=project,
+            requested_by=requested_by,
+            filename=PurePath(source.name or "").name[:255],
+            upload=name,
+            skip_existing=skip_existing,
+            total_lines=total_lines,
+        )
+    except BaseException:
+        default_storage.delete(name)
+        raise
+
+
+def run_import_job(job_id: int) -> ImportJob | None:
+    """Import a job's stored upload, all or nothing, record the outcome and delete the upload.
+
+    Idempotent by job id: a finished job is left alone (but for deleting an upload a killed
+    worker left behind). The outcome is written in the import's own transaction, so the job and
+    the comparisons can never disagree: a re-run of a killed worker's job finds either the job
+    finished and its comparisons there, or neither, and then imports from the start.
+    """
+    claimed = ImportJob.objects.filter(
+        pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
+    ).update(status=ImportJob.Status.RUNNING, started_at=timezone.now(), error="")
+    job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
+    if job is None:
+        return None
+    if claimed:
+        try:
+            _import(job)
+        except Exception as exc:
+            logger.exception("import job %s failed", job_id)
+            ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).update(
+                status=ImportJob.Status.FAILED,
+                error=f"{type(exc).__name__}: {exc}"[:5000],
+                finished_at=timezone.now(),
+            )
+        finally:
+            cache.delete(_progress_key(job_id))
+        job.refresh_from_db()
+    if job.is_finished:
+        discard_import_upload(job)
+    return job
+
+
+def _import(job: ImportJob) -> None:
+    """Import the job's upload and write its outcome, in one transaction."""
+    last_write = -math.inf
+
+    def save_progress(lines: int) -> None:
+        # The import's transaction hides any write to the job row until it commits, so the
+        # lines read so far go to the cache, which every web node shares. Progress is only
+        # shown: a cache that is down must not fail the import.
+        nonlocal last_write
+        now = time.monotonic()
+        if now - last_write >= PROGRESS_EVERY:
+            last_write = now
+            try:
+                cache.set(_progress_key(job.pk), lines, PROGRESS_TTL)
+            except Exception:
+                logger.warning("could not record the progress of import job %s", job.pk)
+
+    with job.upload.open("rb") as stream, transaction.atomic():
+        # Two deliveries of one job queue up on this lock; the second finds it finished.
+        status = ImportJob.objects.select_for_update().values_list("status", flat=True)
+        if status.get(pk=job.pk) != ImportJob.Status.RUNNING:
+            return
+        result = import_comparisons(
+            job.project, stream, skip_existing=job.skip_existing, progress=save_progress
+        )
+        # A rejected file's rows were rolled back to import_comparisons' savepoint; this
+        # update commits with them or with nothing.
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.SUCCEEDED if result.ok else ImportJob.Status.FAILED,
+            lines_read=result.total_lines,
+            created_count=result.created,
+            gold_count=result.gold,
+            skipped_count=result.skipped,
+            error_count=result.error_count,
+            errors=[dataclasses.asdict(error) for error in result.errors],
+            finished_at=timezone.now(),
+        )
+
+
+def import_job_progress(job: ImportJob) -> int:
+    """The lines a job has read so far: from the cache while it runs, then from the row."""
+    if job.status == ImportJob.Status.RUNNING:
+        return cache.get(_progress_key(job.pk), 0)
+    return job.lines_read
+
+
+def import_job_result(job: ImportJob) -> ImportResult:
+    """A finished job's outcome as the ImportResult the import returned."""
+    return ImportResult(
+        created=job.created_count,
+        gold=job.gold_count,
+        skipped=job.skipped_count,
+        total_lines=job.lines_read,
+        error_count=job.error_count,
+        errors=[LineError(**error) for error in job.errors],
+    )
+
+
+def discard_import_upload(job: ImportJob) -> None:
+    """Delete a job's stored upload, if it still has one (a finished or deleted job)."""
+    if not job.upload:
+        return
+    try:
+        default_storage.delete(job.upload.name)
+    except Exception:
+        logger.exception("could not delete the upload of import job %s", job.pk)
+        return
+    ImportJob.objects.filter(pk=job.pk).update(upload="")
+    job.upload = ""
+
+
+def _progress_key(job_id: int) -> str:
+    return f"import-job-progress:{job_id}"

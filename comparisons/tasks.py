@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import transaction
 
 from comparisons.exports import requeue_stalled_exports, run_export_job
+from comparisons.imports import run_import_job
 from comparisons.metrics import compute_snapshot, needs_recompute
-from comparisons.models import Project
+from comparisons.models import ImportJob, Project
 from comparisons.queue import reclaim_expired
 
 
@@ -15,6 +17,18 @@ def run_export(job_id: int) -> str | None:
     """Run one ExportJob; a redelivery after a killed worker re-runs it to the same file."""
     job = run_export_job(job_id)
     return job.status if job else None
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_import(job_id: int) -> str | None:
+    """Run one ImportJob; a redelivery finds it finished, or imports it from the start."""
+    job = run_import_job(job_id)
+    return job.status if job else None
+
+
+def enqueue_import(job: ImportJob) -> None:
+    """Send the job to a worker once the transaction that stored its upload has committed."""
+    transaction.on_commit(lambda: run_import.delay(job.pk))
 
 
 @shared_task

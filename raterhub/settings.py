@@ -288,6 +288,9 @@ RATERHUB_IMPORT_MAX_METADATA_BYTES = env_int("RATERHUB_IMPORT_MAX_METADATA_BYTES
 # content limit even when json.dumps's default ensure_ascii writes every character as a \u
 # escape (up to 12 bytes a character), plus the metadata.
 RATERHUB_IMPORT_MAX_LINE_BYTES = env_int("RATERHUB_IMPORT_MAX_LINE_BYTES", 8 * 1024 * 1024)
+# An admin upload of more lines than this is imported by a Celery job with progress, not
+# within the request (200k lines took longer than gunicorn's 30 s timeout).
+RATERHUB_IMPORT_SYNC_MAX_LINES = env_int("RATERHUB_IMPORT_SYNC_MAX_LINES", 5000)
 
 LOGGING = {
     "version": 1,
