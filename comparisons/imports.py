@@ -61,6 +61,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from comparisons import sql
 from comparisons.models import Choice, Comparison, ImportJob, Project, Response
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ MAX_ID_CHARS = 200  # Comparison.external_id and Response.model_name are CharFie
 ROLES = ("system", "user", "assistant")
 FIELDS = ("external_id", "prompt", "responses", "metadata", "priority", "gold")
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # IntegerField's range on every backend.
+ANALYZE_AFTER = 1000  # comparisons; a bulk import refreshes the planner's statistics
 SKIP_CHUNK = 64 * 1024  # how much of a line over the limit is read at a time to skip it
 
 
@@ -172,6 +174,11 @@ def import_comparisons(
             importer.flush()
             if result.error_count:
                 raise _Rejected
+            if result.created >= ANALYZE_AFTER:
+                # Statistics for the new rows now, not when autovacuum (which may be off) gets
+                # round to it: the pick does not need them, but the admin's lists do. Inside
+                # the transaction, ANALYZE counts the rows it inserted.
+                sql.analyze_comparisons()
     except _Rejected:
         result.created = result.gold = result.skipped = 0
     return result

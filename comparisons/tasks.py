@@ -1,40 +1,42 @@
-"""Celery tasks: thin wrappers that load by id and call the plain functions in this app."""
+"""Celery tasks: thin wrappers that load by id and call the plain functions of this app.
+
+Faces enqueue with `task.delay_on_commit(...)`, so a worker never looks for a row whose
+transaction has not committed yet. Acknowledgement is late everywhere (settings: a task whose
+worker dies is redelivered), and every task is idempotent by id.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import transaction
 
 from comparisons.exports import requeue_stalled_exports, run_export_job
 from comparisons.imports import run_import_job
 from comparisons.metrics import compute_snapshot, needs_recompute
-from comparisons.models import ImportJob, Project
+from comparisons.models import Project
 from comparisons.queue import reclaim_expired
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task
 def run_export(job_id: int) -> str | None:
     """Run one ExportJob; a redelivery after a killed worker re-runs it to the same file."""
     job = run_export_job(job_id)
     return job.status if job else None
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task
 def run_import(job_id: int) -> str | None:
     """Run one ImportJob; a redelivery finds it finished, or imports it from the start."""
     job = run_import_job(job_id)
     return job.status if job else None
 
 
-def enqueue_import(job: ImportJob) -> None:
-    """Send the job to a worker once the transaction that stored its upload has committed."""
-    transaction.on_commit(lambda: run_import.delay(job.pk))
-
-
 @shared_task
 def requeue_stalled_export_jobs() -> int:
     """Beat entry: send again the exports whose worker died (the filesystem broker cannot)."""
-    return len(requeue_stalled_exports())
+    requeued = requeue_stalled_exports()
+    for job_id in requeued:
+        run_export.delay(job_id)
+    return len(requeued)
 
 
 @shared_task

@@ -118,7 +118,7 @@ def test_the_upload_itself_goes_to_the_importer_to_read_in_bounded_pieces(
         seen["lines"] = [lines.readline(), lines.readline(), lines.readline()]
         return ImportResult(created=2, total_lines=2)
 
-    monkeypatch.setattr("comparisons.imports.import_comparisons", fake_import)
+    monkeypatch.setattr("comparisons.admin.import_comparisons", fake_import)
     client.force_login(lead)
     client.post(url, {"file": _upload(_line("a"), _line("b"))})
     assert seen["file"]

@@ -17,8 +17,9 @@ from django.conf import settings
 from django.db import connection
 from django.urls import reverse
 
-from comparisons.exports import create_export_job, enqueue_export
+from comparisons.exports import create_export_job
 from comparisons.models import ExportJob
+from comparisons.tasks import run_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -128,7 +129,7 @@ def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, le
         JudgmentFactory(assignment=AssignmentFactory(comparison=c, rater=alice, status="submitted"))
     job = create_export_job(project=project, format="trl-parquet", requested_by=lead, options={})
 
-    enqueue_export(job)  # autocommit here: sent at once
+    run_export.delay_on_commit(job.pk)  # autocommit here: sent at once
 
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

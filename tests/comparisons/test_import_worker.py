@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 
 from comparisons.imports import create_import_job
 from comparisons.models import ImportJob
-from comparisons.tasks import enqueue_import
+from comparisons.tasks import run_import
 from tests.comparisons import test_export_worker
 
 worker = test_export_worker.worker  # the fixture: a worker process on a broker of the test's own
@@ -37,7 +37,7 @@ def test_a_real_worker_imports_a_stored_upload(worker, project, lead):
     job = create_import_job(project=project, source=source, requested_by=lead)
     stored = job.upload.name
 
-    enqueue_import(job)  # autocommit here: sent at once
+    run_import.delay_on_commit(job.pk)  # autocommit here: sent at once
 
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -14,9 +14,10 @@ LEADS_GROUP = "Project leads"  # accounts.models.LEADS_GROUP (frozen here, as mi
 
 def let_leads_view_import_jobs(apps, schema_editor):
     app_config = apps.get_app_config("comparisons")
+    models_module = getattr(app_config, "models_module", None)
     app_config.models_module = True  # create_permissions skips apps without models
     create_permissions(app_config, apps=apps, verbosity=0)
-    app_config.models_module = None
+    app_config.models_module = models_module  # None in a migration's apps; kept when called on the real ones
     group = apps.get_model("auth", "Group").objects.filter(name=LEADS_GROUP).first()
     if group is not None:
         group.permissions.add(
@@ -29,7 +30,7 @@ def let_leads_view_import_jobs(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('comparisons', '0002_exportjob_heartbeat'),
+        ('comparisons', '0003_project_criteria_is_a_list'),
         ('accounts', '0003_project_leads_group'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
