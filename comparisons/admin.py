@@ -771,8 +771,8 @@ class ExportJobAdmin(ReadOnlyAdmin):
 @admin.register(ImportJob)
 class ImportJobAdmin(ReadOnlyAdmin):
     change_form_template = "admin/comparisons/importjob/change_form.html"
-    list_display = ("__str__", "filename", "status_cell", "requested_by", "created_at")
-    list_select_related = ("project", "requested_by")
+    list_display = ("number", "project", "filename", "status_cell", "created_at")
+    list_select_related = ("project",)
     list_filter = (("project", VisibleProjectFilter), "status")
     list_per_page = 50
     show_full_result_count = False
@@ -811,6 +811,10 @@ class ImportJobAdmin(ReadOnlyAdmin):
                 "import_status": render_import_status(job, detail=True),
             }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Job", ordering="pk")
+    def number(self, obj: ImportJob) -> str:
+        return f"#{obj.pk}"
 
     @admin.display(description="Status")
     def status_cell(self, obj: ImportJob) -> str:

@@ -524,7 +524,7 @@ class ImportJob(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    filename = models.CharField(max_length=255, blank=True, help_text="The uploaded file's name.")
+    filename = models.CharField(max_length=255, blank=True)  # as uploaded; never a storage path
     upload = models.FileField(
         upload_to="imports/",
         blank=True,

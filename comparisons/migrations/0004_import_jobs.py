@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
             name='ImportJob',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('filename', models.CharField(blank=True, help_text="The uploaded file's name.", max_length=255)),
+                ('filename', models.CharField(blank=True, max_length=255)),
                 ('upload', models.FileField(blank=True, help_text='The stored upload; emptied once the job has finished and deleted it.', max_length=500, upload_to='imports/')),
                 ('skip_existing', models.BooleanField(default=False)),
                 ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=16)),
