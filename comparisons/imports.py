@@ -62,7 +62,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from comparisons import sql
-from comparisons.models import Choice, Comparison, ImportJob, Project, Response
+from comparisons.models import Choice, Comparison, ImportJob, JobStatus, Project, Response
 
 logger = logging.getLogger(__name__)
 
@@ -649,8 +649,8 @@ def run_import_job(job_id: int) -> ImportJob | None:
     finished and its comparisons there, or neither, and then imports from the start.
     """
     claimed = ImportJob.objects.filter(
-        pk=job_id, status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
-    ).update(status=ImportJob.Status.RUNNING, started_at=timezone.now(), error="")
+        pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+    ).update(status=JobStatus.RUNNING, started_at=timezone.now(), error="")
     job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
     if job is None:
         return None
@@ -659,8 +659,8 @@ def run_import_job(job_id: int) -> ImportJob | None:
             _import(job)
         except Exception as exc:
             logger.exception("import job %s failed", job_id)
-            ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).update(
-                status=ImportJob.Status.FAILED,
+            ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+                status=JobStatus.FAILED,
                 error=f"{type(exc).__name__}: {exc}"[:5000],
                 finished_at=timezone.now(),
             )
@@ -692,7 +692,7 @@ def _import(job: ImportJob) -> None:
     with job.upload.open("rb") as stream, transaction.atomic():
         # Two deliveries of one job queue up on this lock; the second finds it finished.
         status = ImportJob.objects.select_for_update().values_list("status", flat=True)
-        if status.get(pk=job.pk) != ImportJob.Status.RUNNING:
+        if status.get(pk=job.pk) != JobStatus.RUNNING:
             return
         result = import_comparisons(
             job.project, stream, skip_existing=job.skip_existing, progress=save_progress
@@ -700,7 +700,7 @@ def _import(job: ImportJob) -> None:
         # A rejected file's rows were rolled back to import_comparisons' savepoint; this
         # update commits with them or with nothing.
         ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportJob.Status.SUCCEEDED if result.ok else ImportJob.Status.FAILED,
+            status=JobStatus.SUCCEEDED if result.ok else JobStatus.FAILED,
             lines_read=result.total_lines,
             created_count=result.created,
             gold_count=result.gold,
@@ -713,7 +713,7 @@ def _import(job: ImportJob) -> None:
 
 def import_job_progress(job: ImportJob) -> int:
     """The lines a job has read so far: from the cache while it runs, then from the row."""
-    if job.status == ImportJob.Status.RUNNING:
+    if job.status == JobStatus.RUNNING:
         return cache.get(_progress_key(job.pk), 0)
     return job.lines_read
 

@@ -18,7 +18,7 @@ from accounts.models import Invite
 from comparisons import queue
 from comparisons.exports import create_export_job, run_export_job
 from comparisons.metrics import compute_snapshot
-from comparisons.models import ExportJob, ImportJob
+from comparisons.models import ExportJob, ExportStatus, ImportJob, JobStatus
 from tests.browser.conftest import log_in
 from tests.factories import ComparisonFactory
 from tests.security_headers import header_problems
@@ -70,14 +70,14 @@ def data(project, alice, bob, charlie, lead, lead_permissions, settings, tmp_pat
     done = run_export_job(
         create_export_job(project=project, format="trl", requested_by=lead, options={}).pk
     )
-    assert done.status == ExportJob.Status.SUCCEEDED
+    assert done.status == ExportStatus.SUCCEEDED
     # A running job: its progress cell polls with htmx, so the export list runs htmx in the admin.
-    ExportJob.objects.create(project=project, format="judgments", status=ExportJob.Status.RUNNING)
+    ExportJob.objects.create(project=project, format="judgments", status=ExportStatus.RUNNING)
     # Import jobs: one running (its cell polls), one rejected with its bad lines listed.
-    ImportJob.objects.create(project=project, status=ImportJob.Status.RUNNING, total_lines=9000)
+    ImportJob.objects.create(project=project, status=JobStatus.RUNNING, total_lines=9000)
     rejected = ImportJob.objects.create(
         project=project,
-        status=ImportJob.Status.FAILED,
+        status=JobStatus.FAILED,
         total_lines=9000,
         lines_read=9000,
         error_count=2,

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from comparisons.models import Assignment, Comparison, Judgment, Project, Response
+from comparisons.models import Assignment, AssignmentStatus, Comparison, Judgment, Project, Response
 from tests.factories import (
     AssignmentFactory,
     ComparisonFactory,
@@ -67,7 +67,7 @@ def _add_rows(project: Project, n: int, *, rater, start: int = 0) -> None:
             project=project,
             comparison=c,
             rater=rater,
-            status=Assignment.Status.SUBMITTED,
+            status=AssignmentStatus.SUBMITTED,
             leased_at=now,
             expires_at=now + timedelta(minutes=10),
         )
@@ -325,9 +325,9 @@ def test_release_active_leases_action(client, lead, project, alice, bob):
     mine.refresh_from_db()
     bobs.refresh_from_db()
     c1.refresh_from_db()
-    assert mine.status != Assignment.Status.ACTIVE
+    assert mine.status != AssignmentStatus.ACTIVE
     assert c1.open_slots == 3  # the slot went back to the queue
-    assert bobs.status == Assignment.Status.ACTIVE  # other raters keep theirs
+    assert bobs.status == AssignmentStatus.ACTIVE  # other raters keep theirs
 
 
 def test_a_lead_cannot_release_leases_in_another_leads_project(client, lead, other_project, alice):
@@ -335,7 +335,7 @@ def test_a_lead_cannot_release_leases_in_another_leads_project(client, lead, oth
     client.force_login(lead)
     client.post(ASSIGNMENTS, {"action": "release_active_leases", "_selected_action": [theirs.pk]})
     theirs.refresh_from_db()
-    assert theirs.status == Assignment.Status.ACTIVE
+    assert theirs.status == AssignmentStatus.ACTIVE
 
 
 def test_assignment_and_judgment_pages_redirect_raters(client, alice, project):

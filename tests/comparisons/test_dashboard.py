@@ -12,7 +12,14 @@ from django.utils import timezone
 
 from comparisons import metrics
 from comparisons.dashboard import sort_raters
-from comparisons.models import Assignment, Comparison, Judgment, MetricsSnapshot, Response
+from comparisons.models import (
+    Assignment,
+    AssignmentStatus,
+    Comparison,
+    Judgment,
+    MetricsSnapshot,
+    Response,
+)
 from tests.factories import LeadFactory, ProjectFactory, UserFactory
 
 _ids = itertools.count()
@@ -36,7 +43,7 @@ def bulk_judgments(project, raters, n_comparisons, *, models=("m1", "m2")):
             project=project,
             comparison=c,
             rater=r,
-            status=Assignment.Status.SUBMITTED,
+            status=AssignmentStatus.SUBMITTED,
             swapped=bool((i + k) % 2),
             leased_at=now,
             expires_at=now + timedelta(minutes=10),

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from accounts.models import LEADS_GROUP
 from comparisons.imports import create_import_job, run_import_job
-from comparisons.models import Comparison, ImportJob
+from comparisons.models import Comparison, ImportJob, JobStatus
 from tests.factories import LeadFactory, ProjectFactory, UserFactory
 
 CHANGELIST = reverse("admin:comparisons_importjob_changelist")
@@ -125,7 +125,7 @@ def test_the_job_page_shows_every_reported_error_as_the_page_would(
 
     job = ImportJob.objects.get()
     assert r["Location"] == _change_url(job)
-    assert job.status == ImportJob.Status.FAILED
+    assert job.status == JobStatus.FAILED
     html = client.get(r["Location"]).content.decode()
     assert "The file was rejected: 3 bad lines out of 5. Nothing was imported." in html
     assert [(e["line"], e["message"]) for e in job.errors][:2] == [
@@ -145,7 +145,7 @@ def test_a_queued_or_running_job_polls_its_status(client, lead, project):
     assert f'hx-get="{_progress_url(job, detail=True)}"' in page
     assert "waiting for a worker (4 lines)" in page
 
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING)
+    ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     cache.set(f"import-job-progress:{job.pk}", 3)
     cell = client.get(_progress_url(job, detail=True), **HTMX)
     assert cell.status_code == 200
@@ -218,7 +218,7 @@ def _jobs(project, n: int) -> None:
             run_import_job(job.pk)
         elif i % 3 == 2:
             ImportJob.objects.filter(pk=job.pk).update(
-                status=ImportJob.Status.FAILED,
+                status=JobStatus.FAILED,
                 error_count=2,
                 errors=[{"line": 1, "message": "bad", "code": "invalid"}] * 2,
             )

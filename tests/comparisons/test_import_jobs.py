@@ -21,7 +21,7 @@ from comparisons.imports import (
     import_job_result,
     run_import_job,
 )
-from comparisons.models import Comparison, ImportJob, Response
+from comparisons.models import Comparison, ImportJob, JobStatus, Response
 from tests.factories import ComparisonFactory
 
 
@@ -92,7 +92,7 @@ def test_creating_a_job_stores_the_upload_privately_under_a_random_name(project,
         requested_by=lead,
     )
 
-    assert job.status == ImportJob.Status.QUEUED
+    assert job.status == JobStatus.QUEUED
     assert (job.filename, job.total_lines, job.skip_existing, job.requested_by) == (
         "evil name.jsonl",
         2,
@@ -115,7 +115,7 @@ def test_a_job_imports_its_file_and_records_the_counts(project):
 
     job = run_import_job(job.pk)
 
-    assert job.status == ImportJob.Status.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert (job.created_count, job.gold_count, job.skipped_count, job.error_count) == (2, 1, 1, 0)
     assert (job.lines_read, job.total_lines) == (4, 4)
     assert job.started_at and job.finished_at and not job.error
@@ -129,7 +129,7 @@ def test_a_job_is_all_or_nothing_with_the_same_errors_as_an_import_within_the_pa
 
     job = run_import_job(_job(project, *BAD_FILE).pk)
 
-    assert job.status == ImportJob.Status.FAILED
+    assert job.status == JobStatus.FAILED
     assert import_job_result(job) == expected
     assert [(e["line"], e["code"]) for e in job.errors] == [
         (2, "invalid"),
@@ -161,7 +161,7 @@ def test_the_stored_upload_is_deleted_once_the_job_has_finished(project, good):
 
     job = run_import_job(job.pk)
 
-    assert job.status == (ImportJob.Status.SUCCEEDED if good else ImportJob.Status.FAILED)
+    assert job.status == (JobStatus.SUCCEEDED if good else JobStatus.FAILED)
     assert not default_storage.exists(name)
     assert ImportJob.objects.get(pk=job.pk).upload.name == ""
 
@@ -181,7 +181,7 @@ def test_a_job_that_breaks_fails_with_the_error_deletes_the_upload_and_imports_n
 
     job = run_import_job(job.pk)
 
-    assert job.status == ImportJob.Status.FAILED
+    assert job.status == JobStatus.FAILED
     assert job.error == "OSError: storage went away"
     assert Comparison.objects.count() == 0
     assert not default_storage.exists(name)
@@ -206,14 +206,14 @@ def test_a_rerun_of_a_killed_job_imports_exactly_once(project, monkeypatch):
 
     # The rows went with the transaction that would have marked the job done.
     job.refresh_from_db()
-    assert job.status == ImportJob.Status.RUNNING
+    assert job.status == JobStatus.RUNNING
     assert Comparison.objects.count() == 0
     assert default_storage.exists(job.upload.name)
 
     monkeypatch.setattr(imports, "import_comparisons", real)
     job = run_import_job(job.pk)  # the broker's redelivery
 
-    assert job.status == ImportJob.Status.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert job.created_count == 2
     assert Comparison.objects.count() == 2
 
@@ -221,7 +221,7 @@ def test_a_rerun_of_a_killed_job_imports_exactly_once(project, monkeypatch):
 @pytest.mark.django_db
 def test_a_redelivered_finished_job_does_nothing(project, django_assert_max_num_queries):
     job = run_import_job(_job(project, _line("q-1")).pk)
-    assert job.status == ImportJob.Status.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     before = ImportJob.objects.filter(pk=job.pk).values().get()
 
     # One read of the job; no import, no write.
@@ -229,7 +229,7 @@ def test_a_redelivered_finished_job_does_nothing(project, django_assert_max_num_
         again = run_import_job(job.pk)
 
     assert not [q for q in queries.captured_queries if "INSERT" in q["sql"]]
-    assert again.status == ImportJob.Status.SUCCEEDED
+    assert again.status == JobStatus.SUCCEEDED
     assert ImportJob.objects.filter(pk=job.pk).values().get() == before
     assert Comparison.objects.count() == 1
 

@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from comparisons.imports import create_import_job
-from comparisons.models import ImportJob
+from comparisons.models import JobStatus
 from comparisons.tasks import run_import
 from tests.comparisons import test_export_worker
 
@@ -46,7 +46,7 @@ def test_a_real_worker_imports_a_stored_upload(worker, project, lead):
             break
         assert worker.poll() is None, worker.stdout.read().decode()
         time.sleep(0.25)
-    assert job.status == ImportJob.Status.SUCCEEDED, job.error or "the worker never finished"
+    assert job.status == JobStatus.SUCCEEDED, job.error or "the worker never finished"
     assert (job.created_count, job.lines_read) == (50, 50)
     assert project.comparisons.count() == 50
     assert not default_storage.exists(stored)
