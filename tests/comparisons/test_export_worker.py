@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import kombu.pools
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -110,10 +111,11 @@ def worker(request, tmp_path):
 
 
 def _drop_broker_connections(app) -> None:
-    # Connections pooled by earlier (eager) tests still point at the default broker.
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Connections pooled by earlier (eager) tests still point at the default broker. kombu
+    # keeps its pools in global registries keyed by broker URL: reset() closes them and
+    # forgets them, or a later test on the same URL would get back a closed pool.
+    kombu.pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
 
 
