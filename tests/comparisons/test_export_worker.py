@@ -18,7 +18,7 @@ from django.db import connection
 from django.urls import reverse
 
 from comparisons.exports import create_export_job
-from comparisons.models import ExportStatus
+from comparisons.models import JobStatus
 from comparisons.tasks import run_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
@@ -134,11 +134,11 @@ def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, le
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         job.refresh_from_db()
-        if job.status in (ExportStatus.SUCCEEDED, ExportStatus.FAILED):
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             break
         assert worker.poll() is None, worker.stdout.read().decode()
         time.sleep(0.25)
-    assert job.status == ExportStatus.SUCCEEDED, job.error or "worker never finished the job"
+    assert job.status == JobStatus.SUCCEEDED, job.error or "worker never finished the job"
     assert job.row_count == 5
 
     client.force_login(lead)
