@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task, signals
+from django.db import transaction
 
 from comparisons.exports import (
     exports_to_send,
@@ -18,6 +19,7 @@ from comparisons.exports import (
     requeue_stalled_exports,
     run_export_job,
 )
+from comparisons.imports import run_import_job
 from comparisons.metrics import compute_snapshot, needs_recompute
 from comparisons.models import Project, ProjectStatus
 from comparisons.queue import reclaim_expired
@@ -33,6 +35,19 @@ def run_export(job_id: int) -> str | None:
     return job.status if job else None
 
 
+def send_on_commit(task, *args) -> None:
+    """`task.delay(*args)` once the transaction commits, logged instead of raised when the broker
+    is down: the request that asked has already committed its work and must not fail for it."""
+
+    def send() -> None:
+        try:
+            task.apply_async(args)
+        except Exception as exc:  # kombu's OperationalError, a refused or timed-out connection
+            logger.warning("%s%r not sent, the broker is unavailable: %s", task.name, args, exc)
+
+    transaction.on_commit(send)
+
+
 def send_export(job_id: int) -> bool:
     """Send an export job to a worker; the face calls it after commit. With the broker down the
     job stays queued and unsent (logged, False): beat's sweep sends it once the broker is back."""
@@ -43,6 +58,13 @@ def send_export(job_id: int) -> bool:
         return False
     mark_sent(job_id)
     return True
+
+
+@shared_task
+def run_import(job_id: int) -> str | None:
+    """Run one ImportJob; a redelivery finds it finished, or imports it from the start."""
+    job = run_import_job(job_id)
+    return job.status if job else None
 
 
 @shared_task

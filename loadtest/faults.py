@@ -88,11 +88,11 @@ class Suite:
         return job, sent
 
     def wait_export(self, job, seconds: float = EXPORT_TIMEOUT):
-        from comparisons.models import ExportStatus
+        from comparisons.models import JobStatus
 
         def done():
             job.refresh_from_db()
-            return job.status in (ExportStatus.SUCCEEDED, ExportStatus.FAILED)
+            return job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
         took = _wait(done, seconds, 0.5)
         return took, job

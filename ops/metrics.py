@@ -24,7 +24,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from comparisons.models import Comparison, ExportJob, ExportStatus, Judgment, ProjectStatus
+from comparisons.models import Comparison, ExportJob, JobStatus, Judgment, ProjectStatus
 from ops import probes
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class DatabaseCollector:
             "raterhub_export_jobs", "Export jobs by status.", labels=["status"]
         )
         counts = dict(ExportJob.objects.values_list("status").annotate(n=Count("pk")).order_by())
-        for status in ExportStatus.values:
+        for status in JobStatus.values:
             jobs.add_metric([status], counts.get(status, 0))
         yield jobs
 
@@ -87,7 +87,7 @@ class DatabaseCollector:
             "raterhub_export_failures", "Export jobs that failed, by format.", labels=["format"]
         )
         failed = (
-            ExportJob.objects.filter(status=ExportStatus.FAILED)
+            ExportJob.objects.filter(status=JobStatus.FAILED)
             .values_list("format")
             .annotate(n=Count("pk"))
             .order_by()
@@ -97,7 +97,7 @@ class DatabaseCollector:
         yield failures
 
         finished = ExportJob.objects.filter(
-            status=ExportStatus.SUCCEEDED, started_at__isnull=False, finished_at__isnull=False
+            status=JobStatus.SUCCEEDED, started_at__isnull=False, finished_at__isnull=False
         ).values_list("format", F("finished_at") - F("started_at"))
         yield _export_duration_histogram(
             [(fmt, max(0.0, took.total_seconds())) for fmt, took in finished]

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from comparisons.exports.files import export_preferences
 from comparisons.exports.options import validate_options
-from comparisons.models import ExportFormat, ExportJob, ExportStatus, Project
+from comparisons.models import ExportFormat, ExportJob, JobStatus, Project
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def create_export_job(
 def _claimable() -> Q:
     # Queued, or running but silent too long (its worker died): a delivery of a job that a
     # live worker is running finds neither and leaves it alone.
-    return Q(status=ExportStatus.QUEUED) | Q(
-        status=ExportStatus.RUNNING, heartbeat_at__lt=timezone.now() - STALLED_AFTER
+    return Q(status=JobStatus.QUEUED) | Q(
+        status=JobStatus.RUNNING, heartbeat_at__lt=timezone.now() - STALLED_AFTER
     )
 
 
@@ -93,13 +93,13 @@ def run_export_job(job_id: int) -> ExportJob | None:
     token = timezone.now()
     claimed = (
         ExportJob.objects.filter(_claimable(), pk=job_id).update(
-            status=ExportStatus.RUNNING, started_at=token, heartbeat_at=token, progress=0.0, error=""
+            status=JobStatus.RUNNING, started_at=token, heartbeat_at=token, progress=0.0, error=""
         )
     )  # fmt: skip
     if not claimed:
         return ExportJob.objects.filter(pk=job_id).first()
     job = ExportJob.objects.select_related("project").get(pk=job_id)
-    mine = ExportJob.objects.filter(pk=job_id, status=ExportStatus.RUNNING, started_at=token)
+    mine = ExportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, started_at=token)
     last_saved, last_beat = -1.0, token
 
     def save_progress(done: int, total: int) -> None:
@@ -133,7 +133,7 @@ def run_export_job(job_id: int) -> ExportJob | None:
         if mine.exists():
             _discard_stored(job)
             mine.update(
-                status=ExportStatus.FAILED,
+                status=JobStatus.FAILED,
                 file="",
                 sha256="",
                 error=f"{type(exc).__name__}: {exc}"[:5000],
@@ -146,7 +146,7 @@ def run_export_job(job_id: int) -> ExportJob | None:
 
 def _finish(job: ExportJob, token: datetime, local: Path, manifest: dict) -> None:
     """Move the finished file into storage and record success, unless another run took over."""
-    mine = ExportJob.objects.filter(pk=job.pk, status=ExportStatus.RUNNING, started_at=token)
+    mine = ExportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, started_at=token)
     if not mine.update(heartbeat_at=timezone.now()):
         raise Superseded(job.pk)
     name = storage_name(job)
@@ -156,7 +156,7 @@ def _finish(job: ExportJob, token: datetime, local: Path, manifest: dict) -> Non
         saved = default_storage.save(name, _TemporaryFile(fh, name=Path(name).name))
     manifest["file"] = Path(saved).name
     mine.update(
-        status=ExportStatus.SUCCEEDED,
+        status=JobStatus.SUCCEEDED,
         progress=1.0,
         file=saved,
         sha256=manifest["sha256"],
@@ -175,7 +175,7 @@ def remove_orphaned_partials() -> int:
         return 0
     live = set(
         ExportJob.objects.filter(
-            status=ExportStatus.RUNNING, heartbeat_at__gte=timezone.now() - STALLED_AFTER
+            status=JobStatus.RUNNING, heartbeat_at__gte=timezone.now() - STALLED_AFTER
         ).values_list("pk", flat=True)
     )
     removed = 0
@@ -204,7 +204,7 @@ def exports_to_send() -> list[int]:
     one twice is harmless: the second delivery finds it running or done."""
     now = timezone.now()
     return list(
-        ExportJob.objects.filter(status=ExportStatus.QUEUED)
+        ExportJob.objects.filter(status=JobStatus.QUEUED)
         .filter(
             # A new job's own send after commit comes first.
             Q(sent_at__isnull=True, created_at__lt=now - UNSENT_GRACE)
@@ -231,7 +231,7 @@ def requeue_stalled_exports(*, stalled_after: timedelta = STALLED_AFTER) -> list
     """
     cutoff = timezone.now() - stalled_after
     stalled = list(
-        ExportJob.objects.filter(status=ExportStatus.RUNNING, heartbeat_at__lt=cutoff)
+        ExportJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
@@ -239,8 +239,8 @@ def requeue_stalled_exports(*, stalled_after: timedelta = STALLED_AFTER) -> list
     for pk in stalled:
         # Conditional: a job that finished or beat since the read above is left alone.
         if ExportJob.objects.filter(
-            pk=pk, status=ExportStatus.RUNNING, heartbeat_at__lt=cutoff
-        ).update(status=ExportStatus.QUEUED, sent_at=None):
+            pk=pk, status=JobStatus.RUNNING, heartbeat_at__lt=cutoff
+        ).update(status=JobStatus.QUEUED, sent_at=None):
             logger.warning("export job %s stalled; sending it again", pk)
             requeued.append(pk)
     return requeued

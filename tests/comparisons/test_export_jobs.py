@@ -10,8 +10,8 @@ import pytest
 from celery import signals
 from django.conf import settings
 from django.core.files.storage import default_storage
-from kombu.exceptions import OperationalError
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from comparisons.exports import (
     ExportError,
@@ -24,7 +24,7 @@ from comparisons.exports import (
     source,
     storage_name,
 )
-from comparisons.models import ExportJob, ExportStatus
+from comparisons.models import ExportJob, JobStatus
 from comparisons.tasks import requeue_stalled_export_jobs, run_export, send_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
@@ -51,7 +51,7 @@ def test_it_runs_a_job_to_a_stored_file_with_manifest(judged, lead):
 
     job = run_export_job(job.pk)
 
-    assert job.status == ExportStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert job.progress == 1.0
     assert job.row_count == 12
     assert job.file.name == storage_name(job)
@@ -105,7 +105,7 @@ def test_a_failure_mid_write_leaves_no_file_and_a_failed_job(judged, monkeypatch
     job = run_export_job(job.pk)
 
     assert calls["n"] == 3
-    assert job.status == ExportStatus.FAILED
+    assert job.status == JobStatus.FAILED
     assert "disk full" in job.error
     assert not job.file
     assert job.sha256 == ""
@@ -135,12 +135,12 @@ def test_a_rerun_after_a_killed_worker_produces_the_same_file(judged):
         first_bytes = fh.read()
     # A worker died after the file was stored but before the job was marked done.
     ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportStatus.RUNNING, file="", heartbeat_at=_silent_since()
+        status=JobStatus.RUNNING, file="", heartbeat_at=_silent_since()
     )
 
     second = run_export_job(job.pk)
 
-    assert second.status == ExportStatus.SUCCEEDED
+    assert second.status == JobStatus.SUCCEEDED
     assert second.file.name == first.file.name
     with second.file.open("rb") as fh:
         assert fh.read() == first_bytes
@@ -151,13 +151,13 @@ def test_a_failed_rerun_removes_the_file_an_earlier_attempt_stored(judged, monke
     job = create_export_job(project=judged, format="trl", options={})
     run_export_job(job.pk)
     ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportStatus.RUNNING, heartbeat_at=_silent_since()
+        status=JobStatus.RUNNING, heartbeat_at=_silent_since()
     )
     monkeypatch.setattr(files, "pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
 
     job = run_export_job(job.pk)
 
-    assert job.status == ExportStatus.FAILED
+    assert job.status == JobStatus.FAILED
     assert not default_storage.exists(storage_name(job))
 
 
@@ -169,7 +169,7 @@ def test_a_finished_job_is_not_run_again(judged):
         again = run_export_job(job.pk)
 
     export.assert_not_called()
-    assert again.status == ExportStatus.SUCCEEDED
+    assert again.status == JobStatus.SUCCEEDED
 
 
 def test_bad_options_are_refused_before_a_job_exists(project):
@@ -184,7 +184,7 @@ def test_the_task_runs_the_job(judged):
     assert send_export(job.pk) is True  # eager in tests: runs in-process
 
     job.refresh_from_db()
-    assert job.status == ExportStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert job.manifest["options"]["min_judgments"] == 3
     assert job.sent_at is not None
 
@@ -203,12 +203,10 @@ def test_a_job_whose_worker_died_is_sent_again_and_completes(
     run_export_job(finished.pk)
     long_ago = timezone.now() - jobs.STALLED_AFTER - timedelta(seconds=1)
     # A worker was killed mid-job: "running", and silent since.
-    ExportJob.objects.filter(pk=stalled.pk).update(
-        status=ExportStatus.RUNNING, heartbeat_at=long_ago
-    )
+    ExportJob.objects.filter(pk=stalled.pk).update(status=JobStatus.RUNNING, heartbeat_at=long_ago)
     # Another worker is still at it: it beat a moment ago.
     ExportJob.objects.filter(pk=alive.pk).update(
-        status=ExportStatus.RUNNING, heartbeat_at=timezone.now()
+        status=JobStatus.RUNNING, heartbeat_at=timezone.now()
     )
     ExportJob.objects.filter(pk=finished.pk).update(heartbeat_at=long_ago)
 
@@ -217,10 +215,10 @@ def test_a_job_whose_worker_died_is_sent_again_and_completes(
 
     assert requeued == 1
     stalled.refresh_from_db()
-    assert stalled.status == ExportStatus.SUCCEEDED  # eager in tests: ran in-process
+    assert stalled.status == JobStatus.SUCCEEDED  # eager in tests: ran in-process
     assert stalled.heartbeat_at > long_ago
-    assert ExportJob.objects.get(pk=alive.pk).status == ExportStatus.RUNNING
-    assert ExportJob.objects.get(pk=finished.pk).status == ExportStatus.SUCCEEDED
+    assert ExportJob.objects.get(pk=alive.pk).status == JobStatus.RUNNING
+    assert ExportJob.objects.get(pk=finished.pk).status == JobStatus.SUCCEEDED
 
 
 def test_a_long_job_beats_while_it_runs(judged, monkeypatch):
@@ -259,7 +257,7 @@ def test_partial_files_live_under_the_media_roots_tmp_folder_and_go_when_done(ju
     monkeypatch.setattr(files, "pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
     failed = run_export_job(create_export_job(project=judged, format="trl", options={}).pk)
 
-    assert (ok.status, failed.status) == (ExportStatus.SUCCEEDED, ExportStatus.FAILED)
+    assert (ok.status, failed.status) == (JobStatus.SUCCEEDED, JobStatus.FAILED)
     assert jobs.partials_root() == Path(settings.MEDIA_ROOT) / "tmp" / "exports"
     assert len(seen) == 2 and not any(folder.exists() for folder in seen)
     assert list(jobs.partials_root().iterdir()) == []
@@ -269,10 +267,10 @@ def test_worker_start_removes_the_partials_of_killed_runs_only(judged):
     dead = create_export_job(project=judged, format="trl", options={})
     live = create_export_job(project=judged, format="trl-kto", options={})
     ExportJob.objects.filter(pk=dead.pk).update(
-        status=ExportStatus.RUNNING, heartbeat_at=_silent_since()
+        status=JobStatus.RUNNING, heartbeat_at=_silent_since()
     )
     ExportJob.objects.filter(pk=live.pk).update(
-        status=ExportStatus.RUNNING, heartbeat_at=timezone.now()
+        status=JobStatus.RUNNING, heartbeat_at=timezone.now()
     )
     root = jobs.partials_root()
     for name in (f"job-{dead.pk}-abc", f"job-{live.pk}-def", "job-999999-old", "stray"):
@@ -287,7 +285,7 @@ def test_worker_start_removes_the_partials_of_killed_runs_only(judged):
 def test_a_rerun_removes_the_partial_folder_its_killed_run_left(judged):
     job = create_export_job(project=judged, format="trl", options={})
     ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportStatus.RUNNING, heartbeat_at=_silent_since()
+        status=JobStatus.RUNNING, heartbeat_at=_silent_since()
     )
     killed = jobs.partials_root() / f"job-{job.pk}-killed"
     killed.mkdir(parents=True)
@@ -295,7 +293,7 @@ def test_a_rerun_removes_the_partial_folder_its_killed_run_left(judged):
     other = jobs.partials_root() / "job-999999-other"
     other.mkdir()
 
-    assert run_export_job(job.pk).status == ExportStatus.SUCCEEDED
+    assert run_export_job(job.pk).status == JobStatus.SUCCEEDED
 
     assert sorted(p.name for p in jobs.partials_root().iterdir()) == ["job-999999-other"]
 
@@ -305,16 +303,16 @@ def test_an_export_asked_for_while_the_broker_is_down_is_sent_once_it_is_back(ju
     with mock.patch.object(run_export, "apply_async", side_effect=OperationalError("refused")):
         assert send_export(job.pk) is False
         job.refresh_from_db()
-        assert (job.status, job.sent_at) == (ExportStatus.QUEUED, None)
+        assert (job.status, job.sent_at) == (JobStatus.QUEUED, None)
         # Beat's sweep while the broker is still down: still recorded, still unsent.
         ExportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
         assert requeue_stalled_export_jobs() == 0
-    assert ExportJob.objects.get(pk=job.pk).status == ExportStatus.QUEUED
+    assert ExportJob.objects.get(pk=job.pk).status == JobStatus.QUEUED
 
     assert requeue_stalled_export_jobs() == 1  # the broker is back (eager: runs in-process)
 
     job.refresh_from_db()
-    assert job.status == ExportStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert job.sent_at is not None
 
 
@@ -334,14 +332,14 @@ def test_a_sent_job_is_not_sent_again_until_it_may_have_been_lost(judged):
 def test_a_delivery_while_a_live_worker_runs_the_job_changes_nothing(judged):
     job = create_export_job(project=judged, format="trl", options={})
     ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportStatus.RUNNING, heartbeat_at=timezone.now()
+        status=JobStatus.RUNNING, heartbeat_at=timezone.now()
     )
 
     with mock.patch.object(jobs, "export_preferences") as export:
         again = run_export_job(job.pk)
 
     export.assert_not_called()
-    assert again.status == ExportStatus.RUNNING
+    assert again.status == JobStatus.RUNNING
 
 
 def test_a_run_taken_over_by_another_stops_and_changes_nothing(judged, monkeypatch):
@@ -359,6 +357,6 @@ def test_a_run_taken_over_by_another_stops_and_changes_nothing(judged, monkeypat
 
     after = run_export_job(job.pk)
 
-    assert after.status == ExportStatus.RUNNING  # the other run's to finish
+    assert after.status == JobStatus.RUNNING  # the other run's to finish
     assert not after.file and not after.error
     assert list(jobs.partials_root().iterdir()) == []

@@ -11,13 +11,14 @@ import time
 import uuid
 from pathlib import Path
 
+import kombu.pools
 import pytest
 from django.conf import settings
 from django.db import connection
 from django.urls import reverse
 
 from comparisons.exports import create_export_job
-from comparisons.models import ExportStatus
+from comparisons.models import JobStatus
 from comparisons.tasks import send_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
@@ -110,10 +111,11 @@ def worker(request, tmp_path):
 
 
 def _drop_broker_connections(app) -> None:
-    # Connections pooled by earlier (eager) tests still point at the default broker.
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Connections pooled by earlier (eager) tests still point at the default broker. kombu
+    # keeps its pools in global registries keyed by broker URL: reset() closes them and
+    # forgets them, or a later test on the same URL would get back a closed pool.
+    kombu.pools.reset()
+    app._pool = None
     app.amqp._producer_pool = None
 
 
@@ -132,11 +134,11 @@ def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, le
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         job.refresh_from_db()
-        if job.status in (ExportStatus.SUCCEEDED, ExportStatus.FAILED):
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             break
         assert worker.poll() is None, worker.stdout.read().decode()
         time.sleep(0.25)
-    assert job.status == ExportStatus.SUCCEEDED, job.error or "worker never finished the job"
+    assert job.status == JobStatus.SUCCEEDED, job.error or "worker never finished the job"
     assert job.row_count == 5
 
     client.force_login(lead)

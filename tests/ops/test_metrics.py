@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from comparisons.models import ExportJob, ExportStatus, ProjectStatus
+from comparisons.models import ExportJob, JobStatus, ProjectStatus
 from tests.factories import ComparisonFactory, JudgmentFactory, ProjectFactory
 
 
@@ -68,11 +68,11 @@ def test_it_counts_judgments_open_comparisons_and_exports(project, alice, bob):
     JudgmentFactory(assignment__comparison=judged, assignment__rater=bob)
     now = timezone.now()
     ExportJob.objects.create(
-        project=project, format="trl", status=ExportStatus.SUCCEEDED,
+        project=project, format="trl", status=JobStatus.SUCCEEDED,
         started_at=now - timedelta(seconds=3), finished_at=now,
     )  # fmt: skip
-    ExportJob.objects.create(project=project, format="trl", status=ExportStatus.FAILED)
-    ExportJob.objects.create(project=project, format="judgments", status=ExportStatus.QUEUED)
+    ExportJob.objects.create(project=project, format="trl", status=JobStatus.FAILED)
+    ExportJob.objects.create(project=project, format="judgments", status=JobStatus.QUEUED)
 
     m = _scrape()
 

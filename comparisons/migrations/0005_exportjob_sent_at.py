@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('comparisons', '0003_project_criteria_is_a_list'),
+        ('comparisons', '0004_import_jobs'),
     ]
 
     operations = [
