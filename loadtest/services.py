@@ -11,6 +11,13 @@ import time
 from pathlib import Path
 
 
+def free_port() -> int:
+    """A port nothing listens on now, for a test's own server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _wait_port(port: int, *, up: bool, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -15,13 +14,7 @@ import pytest
 from django.conf import settings
 
 from conftest import REQUIRED_SERVICES
-from loadtest.services import PrivatePostgres
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from loadtest.services import PrivatePostgres, free_port
 
 
 @pytest.fixture
@@ -31,7 +24,7 @@ def private_postgres():
         if "postgres" in REQUIRED_SERVICES:
             pytest.fail(f"REQUIRE_SERVICES requires postgres: {reason}")
         pytest.skip(reason)
-    server = PrivatePostgres(f"raterhub_test_{os.getpid()}", _free_port())
+    server = PrivatePostgres(f"raterhub_test_{os.getpid()}", free_port())
     server.create()
     server.create_database("raterhub")
     try:
