@@ -50,7 +50,7 @@ class _FailSoftClient(RedisCacheClient):
     def _down(self) -> bool:
         return time.monotonic() < self.down_until
 
-    def _failed(self, operation: str, keys, exc: BaseException | None) -> None:
+    def _failed(self, operation: str, keys, exc: BaseException | None, *, local: bool) -> None:
         """Note a miss (Redis down now, or known to be down) and log it, throttled."""
         counters.cache_errors.labels(cache=self.alias, operation=operation).inc()
         now = time.monotonic()
@@ -66,28 +66,32 @@ class _FailSoftClient(RedisCacheClient):
                 return
             suppressed, self.suppressed, self.last_log = self.suppressed, 0, now
         logger.warning(
-            "cache %r unavailable, %s treated as a miss (%s more since the last warning): %s",
+            "cache %r unavailable, %s %s (%s more since the last warning): %s",
             self.alias,
             operation,
+            "kept in this process's memory" if local else "treated as a miss",
             suppressed,
             exc or "Redis known to be down",
             extra={"cache": self.alias, "operation": operation},
         )
 
-    def _recovered(self) -> None:
+    def _recovered(self) -> bool:
+        """Delete the keys that went stale during the outage; False if Redis still fails."""
         with self.lock:
             stale, self.stale = list(self.stale), set()
         if not stale:
-            return
+            return True
         try:
             super().delete_many(stale)
         except _ERRORS:
             with self.lock:
                 self.stale.update(stale)
-            return
+                self.down_until = time.monotonic() + RETRY_AFTER
+            return False
         logger.info(
             "cache %r is back; dropped %s keys written during the outage", self.alias, len(stale)
         )
+        return True
 
     def _is_local(self, key: str) -> bool:
         # A full key is "<KEY_PREFIX>:<version>:<key>"; the prefixes name the last part.
@@ -96,18 +100,16 @@ class _FailSoftClient(RedisCacheClient):
     def _run(self, operation: str, keys: list[str], call, miss, local=None):
         """`call()` against Redis; on failure (or while Redis is known to be down) `local()`
         for keys kept locally, else `miss`."""
-        use_local = local is not None and keys and all(self._is_local(k) for k in keys)
-        if self._down():
-            self._failed(operation, keys, None)
+        use_local = bool(local is not None and keys and all(self._is_local(k) for k in keys))
+        # Before anything else once Redis answers again: an old copy is never read first.
+        if self._down() or (self.stale and not self._recovered()):
+            self._failed(operation, keys, None, local=use_local)
             return local() if use_local else miss
         try:
-            result = call()
+            return call()
         except _ERRORS as exc:
-            self._failed(operation, keys, exc)
+            self._failed(operation, keys, exc, local=use_local)
             return local() if use_local else miss
-        if self.stale:
-            self._recovered()
-        return result
 
     # -- RedisCacheClient's interface (full keys) -----------------------------------------
     def add(self, key, value, timeout):
