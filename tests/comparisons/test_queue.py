@@ -11,9 +11,9 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from comparisons import queue
-from comparisons.models import Assignment, Comparison, Judgment, Project, Response
+from comparisons.models import Assignment, Comparison, Judgment, Project
 from comparisons.tasks import reclaim_expired_leases
-from tests.factories import ComparisonFactory, ProjectFactory, UserFactory
+from tests.factories import ComparisonFactory, ProjectFactory, UserFactory, bulk_comparisons
 
 pytestmark = pytest.mark.django_db
 
@@ -590,24 +590,6 @@ def test_skip_after_submit_is_refused(project, alice):
 # --- query counts --------------------------------------------------------------------------
 
 
-def _bulk_comparisons(project, n):
-    start = Comparison.objects.count()
-    comparisons = Comparison.objects.bulk_create(
-        Comparison(
-            project=project,
-            external_id=f"bulk-{start + i}",
-            prompt=[{"role": "user", "content": "?"}],
-            open_slots=project.overlap,
-        )
-        for i in range(n)
-    )
-    Response.objects.bulk_create(
-        Response(comparison=c, position=pos, model_name="m", content="x")
-        for c in comparisons
-        for pos in (0, 1)
-    )
-
-
 @pytest.mark.parametrize("gold_rate", [0.0, 0.2])
 def test_next_and_submit_query_counts_do_not_grow_with_the_data(
     project, alice, bob, django_assert_max_num_queries, gold_rate
@@ -615,7 +597,7 @@ def test_next_and_submit_query_counts_do_not_grow_with_the_data(
     Project.objects.filter(pk=project.pk).update(gold_rate=gold_rate)
     counts = {}
     for total in (10, 1000):
-        _bulk_comparisons(project, total - Comparison.objects.filter(project=project).count())
+        bulk_comparisons(project, total - Comparison.objects.filter(project=project).count())
         ComparisonFactory(project=project, gold_choice="a")
         # Some history and some expired leases for the pick to skip and reclaim.
         for rater in (alice, bob):
@@ -641,7 +623,7 @@ def test_next_and_submit_query_counts_do_not_grow_with_the_data(
 def _plan_after_history(project, rater, other) -> str:
     from django.db import connection
 
-    _bulk_comparisons(project, 2000)
+    bulk_comparisons(project, 2000)
     now = timezone.now()
     # Enough history that scanning it would cost more than an index probe.
     Assignment.objects.bulk_create(
@@ -713,7 +695,7 @@ def _judge_next(rater, project, n):
 def _window_of(monkeypatch, project, *, window, comparisons):
     """A pick window of `window` rows over that many new comparisons; their ids, oldest first."""
     monkeypatch.setattr(queue, "PICK_WINDOW", window)
-    _bulk_comparisons(project, comparisons)
+    bulk_comparisons(project, comparisons)
     return list(
         Comparison.objects.filter(project=project).order_by("id").values_list("id", flat=True)
     )
