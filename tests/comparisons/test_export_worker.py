@@ -20,6 +20,8 @@ from comparisons.exports import create_export_job, enqueue_export
 from comparisons.models import ExportJob
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
+pytestmark = pytest.mark.slow
+
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 BASE_DIR = Path(settings.BASE_DIR)
 
