@@ -56,6 +56,13 @@ def _missing_service(marker: str) -> str | None:
     return None
 
 
+def pytest_configure(config):
+    from django.conf import settings
+
+    # WhiteNoise warns on every request when STATIC_ROOT is missing (collectstatic not run).
+    os.makedirs(settings.STATIC_ROOT, exist_ok=True)
+
+
 def pytest_runtest_setup(item):
     for marker in ("postgres", "redis", "browser"):
         if item.get_closest_marker(marker) is None:

@@ -65,16 +65,19 @@ def _measure(project) -> dict:
 
     from accounts.models import User
     from comparisons import metrics
+    from comparisons.metrics import agreement, leaderboard, load
 
     out: dict = {}
-    j, out["load_s"] = common.timed(metrics._load, project)
-    (names, models, lengths), out["responses_s"] = common.timed(metrics._responses, project, j)
-    gold, out["gold_s"] = common.timed(metrics._gold_answers, project, j)
-    _, out["agreement_s"] = common.timed(metrics._agreement, project, j)
-    _, out["rater_table_s"] = common.timed(metrics._rater_table, project, j, gold, lengths)
-    _, out["leaderboard_s"] = common.timed(metrics._leaderboard, j, names, models)
-    _, out["length_bias_s"] = common.timed(metrics._length_bias, j, lengths)
-    _, out["progress_s"] = common.timed(metrics._progress, project)
+    j, out["load_s"] = common.timed(load.load, project)
+    (names, models, lengths), out["responses_s"] = common.timed(load.responses, project, j)
+    _, out["gold_s"] = common.timed(load.gold_answers, project, j)
+    _, out["agreement_s"] = common.timed(
+        agreement.agreement_of, j, use_strength=project.use_strength
+    )
+    _, out["rater_table_s"] = common.timed(metrics._rater_table, project, j, lengths)
+    _, out["leaderboard_s"] = common.timed(leaderboard.leaderboard_of, j, names, models)
+    _, out["length_bias_s"] = common.timed(leaderboard.length_bias_of, j, lengths)
+    _, out["progress_s"] = common.timed(metrics.project_progress, project)
     del j
     snapshot, out["compute_snapshot_s"] = common.timed(metrics.compute_snapshot, project)
     out["snapshot_bytes"] = len(json.dumps(snapshot.data))

@@ -5,12 +5,15 @@ the comparisons, assignments and judgments of those projects (`Project.objects.v
 Every changelist runs a constant number of queries: progress comes from subquery annotations,
 related rows from `list_select_related`, and the list filters list visible projects in one query.
 
-Other helpers extend `ProjectAdmin`: append an action to `ProjectAdmin.actions`, a link to
-`ProjectAdmin.project_links` (shown on the project's change page), or a model admin in a
-separate section at the end of this file.
+The "Export…" project action opens a small form and queues one ExportJob per selected project;
+the ExportJob list shows each job's status with a progress cell that polls itself (htmx) until
+the job has finished, then offers the file and its manifest.
 """
 
 from __future__ import annotations
+
+import json
+from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
@@ -26,7 +29,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from comparisons.exports import AGGREGATIONS, ExportError, create_export_job, enqueue_export
+from accounts.models import User
+from comparisons.exports import OPTIONS, ExportError, create_export_job, validate_options
+from comparisons.imports import import_comparisons
 from comparisons.models import (
     Assignment,
     Comparison,
@@ -37,6 +42,8 @@ from comparisons.models import (
     Response,
     count_for_project,
 )
+from comparisons.queue import change_overlap, release_leases
+from comparisons.tasks import run_export
 
 admin.site.site_header = "RaterHub admin"
 admin.site.site_title = "RaterHub admin"
@@ -87,8 +94,6 @@ class ProjectRaterFilter(admin.SimpleListFilter):
     parameter_name = "rater"
 
     def lookups(self, request, model_admin):
-        from accounts.models import User
-
         raters = User.objects.filter(
             rating_projects__in=visible_projects(request).values("pk")
         ).distinct()
@@ -137,6 +142,82 @@ def archive_projects(modeladmin, request, queryset):
     modeladmin.message_user(request, f"Archived {n} project(s).", messages.SUCCESS)
 
 
+# The export options' own definition (comparisons.exports.OPTIONS), each kind as a form field.
+_OPTION_FIELDS = {
+    "choice": lambda o: forms.ChoiceField(choices=[(c, c) for c in o.choices], initial=o.default),
+    "datetime": lambda o: forms.DateTimeField(required=False),
+    "count": lambda o: forms.IntegerField(required=False, min_value=1),
+    "fraction": lambda o: forms.FloatField(required=False, min_value=0, max_value=1),
+    "flag": lambda o: forms.BooleanField(required=False),
+    "emails": lambda o: forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="E-mail addresses, separated by commas or new lines.",
+    ),
+}
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=ExportFormat.choices)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for option in OPTIONS:
+            field = _OPTION_FIELDS[option.kind](option)
+            field.help_text = " ".join(filter(None, [option.help, field.help_text]))
+            self.fields[option.name] = field
+
+    def export_options(self) -> dict:
+        """The options as given, in the JSON form a job stores (empty ones left out)."""
+        data = {o.name: self.cleaned_data.get(o.name) for o in OPTIONS}
+        return {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in data.items()
+            if value not in (None, "", False)
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                validate_options(cleaned["format"], **self.export_options())
+            except ExportError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return cleaned
+
+
+@admin.action(description="Export…", permissions=["view"])
+def export_projects(modeladmin, request, queryset):
+    if not request.user.has_perm("comparisons.add_exportjob"):
+        raise PermissionDenied
+    projects = list(queryset)  # already scoped to the projects this user may manage
+    if "apply" in request.POST:
+        form = ExportForm(request.POST)
+        if form.is_valid():
+            with transaction.atomic():
+                for project in projects:
+                    job = create_export_job(
+                        project=project,
+                        format=form.cleaned_data["format"],
+                        requested_by=request.user,
+                        options=form.export_options(),
+                    )
+                    run_export.delay_on_commit(job.pk)
+            modeladmin.message_user(request, f"Queued {len(projects)} export(s).", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
+    else:
+        form = ExportForm()
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Export preferences",
+        "opts": modeladmin.model._meta,
+        "projects": projects,
+        "form": form,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/comparisons/export_form.html", context)
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     change_form_template = "admin/comparisons/project/change_form.html"
@@ -153,7 +234,7 @@ class ProjectAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     autocomplete_fields = ("raters", "leads")
     readonly_fields = ("created_by", "created_at", "updated_at")
-    actions = [pause_projects, resume_projects, archive_projects]
+    actions = [pause_projects, resume_projects, archive_projects, export_projects]
     # (label, admin URL name taking the project pk): links on the project's change page.
     project_links: list[tuple[str, str]] = [
         ("Import comparisons", "admin:comparisons_project_import"),
@@ -223,8 +304,6 @@ class ProjectAdmin(admin.ModelAdmin):
         if "overlap" in form.changed_data:
             # The queue owns open_slots: save everything else with the old overlap, then let
             # change_overlap write the new one and move every comparison's slots with it.
-            from comparisons.queue import change_overlap
-
             new_overlap = obj.overlap
             obj.overlap = form.initial["overlap"]
             super().save_model(request, obj, form, change)
@@ -299,8 +378,6 @@ class ProjectAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _run_import(project: Project, form: ImportForm):
-        from comparisons.imports import import_comparisons
-
         upload = form.cleaned_data["file"]
         # Iterating an UploadedFile yields its lines chunk by chunk (bytes): the file is
         # streamed from memory or its temporary file, never read whole.
@@ -507,9 +584,6 @@ class LeaseStateFilter(admin.SimpleListFilter):
     permissions=["release"],
 )
 def release_active_leases(modeladmin, request, queryset):
-    from accounts.models import User
-    from comparisons.queue import release_leases
-
     pairs = list(
         queryset.filter(status=Assignment.Status.ACTIVE)
         .order_by()
@@ -566,96 +640,7 @@ class AssignmentAdmin(ReadOnlyAdmin):
         return f"{seconds // 60}m {seconds % 60:02d}s"
 
 
-# --- exports -------------------------------------------
-# The "Export…" project action opens a small form and queues one ExportJob per selected
-# project; the ExportJob list shows each job's status with a progress cell that polls itself
-# (htmx) until the job has finished, then offers the file and its manifest.
-
-
-class ExportForm(forms.Form):
-    format = forms.ChoiceField(choices=ExportFormat.choices)
-    aggregation = forms.ChoiceField(
-        choices=[(a, a) for a in AGGREGATIONS],
-        initial="majority",
-        help_text="Pairwise formats: majority (more than half the votes), unanimous, or all "
-        "(every judgment its own row).",
-    )
-    since = forms.DateTimeField(required=False, help_text="Judgments created at or after.")
-    until = forms.DateTimeField(required=False, help_text="Judgments created before.")
-    min_judgments = forms.IntegerField(required=False, min_value=1)
-    min_agreement = forms.FloatField(required=False, min_value=0, max_value=1)
-    include_gold = forms.BooleanField(required=False)
-    include_late = forms.BooleanField(required=False)
-    exclude_raters = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="E-mail addresses, separated by commas or new lines.",
-    )
-    min_gold_accuracy = forms.FloatField(required=False, min_value=0, max_value=1)
-    min_rater_quality = forms.FloatField(required=False, min_value=0, max_value=1)
-
-    def export_options(self) -> dict:
-        data = dict(self.cleaned_data)
-        data.pop("format")
-        if data["since"]:
-            data["since"] = data["since"].isoformat()
-        if data["until"]:
-            data["until"] = data["until"].isoformat()
-        return {k: v for k, v in data.items() if v not in (None, "", False)}
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        from accounts.models import User
-        from comparisons.exports import parse_options
-
-        try:
-            opts = parse_options(cleaned["format"], **self.export_options())
-        except ExportError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        known = set(
-            User.objects.filter(email__in=opts.exclude_raters).values_list("email", flat=True)
-        )
-        missing = [e for e in opts.exclude_raters if e not in {k.lower() for k in known}]
-        if missing:
-            self.add_error("exclude_raters", f"No user with e-mail {', '.join(missing)}.")
-        return cleaned
-
-
-@admin.action(description="Export…", permissions=["view"])
-def export_projects(modeladmin, request, queryset):
-    if not request.user.has_perm("comparisons.add_exportjob"):
-        raise PermissionDenied
-    projects = list(queryset)  # already scoped to the projects this user may manage
-    if "apply" in request.POST:
-        form = ExportForm(request.POST)
-        if form.is_valid():
-            with transaction.atomic():
-                for project in projects:
-                    job = create_export_job(
-                        project=project,
-                        format=form.cleaned_data["format"],
-                        requested_by=request.user,
-                        options=form.export_options(),
-                    )
-                    enqueue_export(job)  # sent once this transaction commits
-            modeladmin.message_user(request, f"Queued {len(projects)} export(s).", messages.SUCCESS)
-            return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
-    else:
-        form = ExportForm()
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": "Export preferences",
-        "opts": modeladmin.model._meta,
-        "projects": projects,
-        "form": form,
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-    }
-    return TemplateResponse(request, "admin/comparisons/export_form.html", context)
-
-
-ProjectAdmin.actions = [*ProjectAdmin.actions, export_projects]
+# --- exports ------------------------------------------------------------------------------
 
 
 @admin.register(ExportJob)
@@ -726,6 +711,4 @@ class ExportJobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Manifest")
     def manifest_json(self, obj: ExportJob) -> str:
-        import json
-
         return format_html("<pre>{}</pre>", json.dumps(obj.manifest, indent=2, ensure_ascii=False))

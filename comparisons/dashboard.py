@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -219,8 +218,7 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def project_dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_lead(request, slug)
-    # After commit, so the worker never races a transaction that is still open.
-    transaction.on_commit(lambda: recompute_metrics.delay(project.pk))
+    recompute_metrics.delay_on_commit(project.pk)
     messages.info(request, "Recomputing the metrics. Reload this page in a moment.")
     return redirect("project_dashboard", slug=project.slug)
 

@@ -456,6 +456,8 @@ class ExportStatus(models.TextChoices):
 
 
 class ExportFormat(models.TextChoices):
+    """The export formats (names are a contract): the only list of them, with their traits."""
+
     TRL = "trl", "TRL preference (JSONL)"
     TRL_PARQUET = "trl-parquet", "TRL preference (Parquet)"
     TRL_KTO = "trl-kto", "TRL KTO unpaired (JSONL)"
@@ -463,6 +465,17 @@ class ExportFormat(models.TextChoices):
     JUDGMENTS = "judgments", "Raw judgments (JSONL)"
     JUDGMENTS_PARQUET = "judgments-parquet", "Raw judgments (Parquet)"
     JUDGMENTS_CSV = "judgments-csv", "Raw judgments (CSV)"
+
+    @property
+    def is_raw(self) -> bool:
+        """One row per judgment, every raw field; the others aggregate votes into preferences."""
+        return self in (self.JUDGMENTS, self.JUDGMENTS_PARQUET, self.JUDGMENTS_CSV)
+
+    @property
+    def extension(self) -> str:
+        if self in (self.TRL_PARQUET, self.JUDGMENTS_PARQUET):
+            return "parquet"
+        return "csv" if self == self.JUDGMENTS_CSV else "jsonl"
 
 
 class ExportJob(models.Model):

@@ -1,4 +1,9 @@
-"""Celery tasks: thin wrappers that load by id and call the plain functions in this app."""
+"""Celery tasks: thin wrappers that load by id and call the plain functions of this app.
+
+Faces enqueue with `task.delay_on_commit(...)`, so a worker never looks for a row whose
+transaction has not committed yet. Acknowledgement is late everywhere (settings: a task whose
+worker dies is redelivered), and every task is idempotent by id.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from comparisons.models import Project
 from comparisons.queue import reclaim_expired
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task
 def run_export(job_id: int) -> str | None:
     """Run one ExportJob; a redelivery after a killed worker re-runs it to the same file."""
     job = run_export_job(job_id)
@@ -20,7 +25,10 @@ def run_export(job_id: int) -> str | None:
 @shared_task
 def requeue_stalled_export_jobs() -> int:
     """Beat entry: send again the exports whose worker died (the filesystem broker cannot)."""
-    return len(requeue_stalled_exports())
+    requeued = requeue_stalled_exports()
+    for job_id in requeued:
+        run_export.delay(job_id)
+    return len(requeued)
 
 
 @shared_task

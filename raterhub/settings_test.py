@@ -8,10 +8,7 @@ import tempfile
 os.environ.setdefault("DEBUG", "1")
 
 from raterhub.settings import *  # noqa: F403
-from raterhub.settings import DATABASES, STATIC_ROOT, VAR_DIR
-
-# WhiteNoise warns on every request when STATIC_ROOT is missing (collectstatic not run).
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+from raterhub.settings import DATABASES, VAR_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {

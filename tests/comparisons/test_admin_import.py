@@ -115,7 +115,7 @@ def test_the_upload_is_streamed_to_the_importer(client, lead, project, url, monk
         seen["lines"] = list(lines)
         return ImportResult(created=len(seen["lines"]), total_lines=len(seen["lines"]))
 
-    monkeypatch.setattr("comparisons.imports.import_comparisons", fake_import)
+    monkeypatch.setattr("comparisons.admin.import_comparisons", fake_import)
     client.force_login(lead)
     client.post(url, {"file": _upload(_line("a"), _line("b"))})
     assert seen["is_iterator"]

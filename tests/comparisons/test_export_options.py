@@ -170,7 +170,7 @@ def test_rater_score_thresholds_use_the_metrics_contract(split, tmp_path, alice,
         bob.pk: {"gold_accuracy": 0.4, "quality": 0.9},
         charlie.pk: {"gold_accuracy": None, "quality": None},  # unknown: kept
     }
-    with mock.patch("comparisons.metrics.rater_scores", return_value=scores):
+    with mock.patch("comparisons.exports.source.rater_scores", return_value=scores):
         manifest = export_preferences(
             split, "judgments", tmp_path / "q.jsonl", min_gold_accuracy=0.7, min_rater_quality=0.5
         )

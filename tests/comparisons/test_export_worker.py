@@ -18,8 +18,9 @@ from django.db import connection
 from django.urls import reverse
 from kombu import pools
 
-from comparisons.exports import create_export_job, enqueue_export
+from comparisons.exports import create_export_job
 from comparisons.models import ExportJob
+from comparisons.tasks import run_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
 pytestmark = pytest.mark.slow
@@ -165,7 +166,7 @@ def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, le
         JudgmentFactory(assignment=AssignmentFactory(comparison=c, rater=alice, status="submitted"))
     job = create_export_job(project=project, format="trl-parquet", requested_by=lead, options={})
 
-    enqueue_export(job)  # autocommit here: sent at once
+    run_export.delay_on_commit(job.pk)  # autocommit here: sent at once
 
     _wait_until_finished(job, worker, seconds=90)
     assert job.status == ExportJob.Status.SUCCEEDED, job.error or "worker never finished the job"
@@ -185,8 +186,6 @@ def test_an_export_whose_worker_process_died_is_delivered_again(worker_dying_onc
     # At-least-once delivery (acks_late, reject_on_worker_lost): the message of a task whose
     # process died goes back to Redis instead of being acknowledged and lost. (The filesystem
     # broker relies on requeue_stalled_exports instead: test_export_jobs.)
-    from comparisons.tasks import run_export
-
     worker, died = worker_dying_once
     c = ComparisonFactory(project=project)
     JudgmentFactory(assignment=AssignmentFactory(comparison=c, rater=alice, status="submitted"))

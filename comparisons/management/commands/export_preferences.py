@@ -11,29 +11,39 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from comparisons.exports import AGGREGATIONS, FORMATS, ExportError, export_preferences
-from comparisons.models import Project
+from comparisons.exports import OPTIONS, ExportError, export_preferences
+from comparisons.models import ExportFormat, Project
+
+# The export options' own definition (comparisons.exports.OPTIONS), each kind as arguments.
+_ARGUMENTS = {
+    "choice": lambda o: {"choices": o.choices},
+    "datetime": lambda o: {"metavar": "DATE"},
+    "count": lambda o: {"type": int, "metavar": "N"},
+    "fraction": lambda o: {"type": float, "metavar": "X"},
+    "flag": lambda o: {"action": "store_true"},
+    "emails": lambda o: {"action": "append", "metavar": "EMAIL"},
+}
+
+
+def _flag(option) -> str:
+    flag = "--" + option.name.replace("_", "-")
+    # A list is given one item at a time: --exclude-rater A --exclude-rater B.
+    return flag.removesuffix("s") if option.kind == "emails" else flag
 
 
 class Command(BaseCommand):
-    help = "Export a project's judgments or preference pairs to a file (see DESIGN.md's formats)."
+    help = (
+        "Export a project's judgments or preference pairs to a file, with a manifest beside it "
+        "(formats and options: the README's 'Export preferences' section)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("project", metavar="PROJECT_SLUG")
-        parser.add_argument("--format", required=True, choices=FORMATS)
+        parser.add_argument("--format", required=True, choices=ExportFormat.values)
         parser.add_argument("--output", required=True, metavar="PATH")
-        parser.add_argument("--aggregation", choices=AGGREGATIONS, default="majority")
-        parser.add_argument("--since", help="judgments created at or after (ISO date/time)")
-        parser.add_argument("--until", help="judgments created before (ISO date/time)")
-        parser.add_argument("--min-judgments", type=int)
-        parser.add_argument("--min-agreement", type=float)
-        parser.add_argument("--include-gold", action="store_true")
-        parser.add_argument("--include-late", action="store_true")
-        parser.add_argument(
-            "--exclude-rater", action="append", default=[], metavar="EMAIL", dest="exclude_raters"
-        )
-        parser.add_argument("--min-gold-accuracy", type=float)
-        parser.add_argument("--min-rater-quality", type=float)
+        for option in OPTIONS:
+            arguments = _ARGUMENTS[option.kind](option)
+            parser.add_argument(_flag(option), dest=option.name, help=option.help, **arguments)
         parser.add_argument("--no-progress", action="store_true", help="never draw progress")
 
     def handle(self, *args, **opts):
@@ -44,24 +54,7 @@ class Command(BaseCommand):
         output = Path(opts["output"])
         if not output.parent.is_dir():
             raise CommandError(f"directory {output.parent} does not exist")
-        options = {
-            name: opts[name]
-            for name in (
-                "aggregation",
-                "since",
-                "until",
-                "min_judgments",
-                "min_agreement",
-                "include_gold",
-                "include_late",
-                "exclude_raters",
-                "min_gold_accuracy",
-                "min_rater_quality",
-            )
-            if opts[name] not in (None, False, [])
-        }
-        if opts["format"].startswith("judgments") and options.get("aggregation") == "majority":
-            del options["aggregation"]  # the default; only pairwise formats aggregate
+        options = {option.name: opts[option.name] for option in OPTIONS}
         draw = not opts["no_progress"] and self.stderr.isatty()
         try:
             manifest = export_preferences(
