@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest
@@ -15,6 +14,10 @@ from accounts.models import Invite, User
 
 class InviteUnusable(Exception):
     """The invite was used or expired in the meantime (e.g. a second tab accepted it)."""
+
+
+class InviteMismatch(Exception):
+    """The account that would accept the invite is not the invited address's own."""
 
 
 def invite_url(*, token: str, request: HttpRequest) -> str:
@@ -33,12 +36,24 @@ def send_invite(*, invite: Invite, token: str, request: HttpRequest) -> None:
     send_mail(subject, body, None, [invite.email])
 
 
-def accept_invite(*, invite: Invite, password: str | None = None) -> tuple[User, bool]:
-    """Use the invite once: create the account (or find it) and add it to the invite's projects.
+def accept_invite(
+    *, invite: Invite, user: User | None = None, password: str | None = None
+) -> tuple[User, bool]:
+    """Use the invite once and add an account to the invite's projects. Returns (user, created).
 
-    Returns (user, created). `password` is required only when no account has the e-mail yet.
-    Raises InviteUnusable when the invite was used or expired since it was loaded.
+    The link proves access to the invited mailbox, not to an account (a lead sees the link
+    too), so an existing account is never found by its address alone: it accepts as `user`,
+    the account signed in, and must hold the invite's address. Without `user`, no account may
+    have the address yet and a new one is created with `password`.
+
+    Raises InviteMismatch when the invite is not for `user`, or when an account already has
+    the address and `user` was not given; InviteUnusable when the invite was used or expired
+    since it was loaded.
     """
+    if user is not None and user.email.lower() != invite.email.lower():
+        raise InviteMismatch
+    if user is None and not password:
+        raise ValueError("A password is required to create the account.")
     with transaction.atomic():
         # The conditional update is the one-time guard: of two concurrent accepts only one
         # changes the row; the other sees 0 rows and gives up.
@@ -48,11 +63,10 @@ def accept_invite(*, invite: Invite, password: str | None = None) -> tuple[User,
         ).update(accepted_at=now)
         if not claimed:
             raise InviteUnusable
-        user = User.objects.filter(email__iexact=invite.email).first()
         created = user is None
         if created:
-            if not password:
-                raise ValueError("A password is required to create the account.")
+            if existing_account(invite) is not None:
+                raise InviteMismatch  # rolls the claim back: the owner signs in to accept
             user = User.objects.create_user(email=invite.email, password=password)
         Invite.objects.filter(pk=invite.pk).update(accepted_by=user)
         for project in invite.projects.all():
@@ -61,5 +75,5 @@ def accept_invite(*, invite: Invite, password: str | None = None) -> tuple[User,
     return user, created
 
 
-def existing_account(invite: Invite) -> AbstractBaseUser | None:
+def existing_account(invite: Invite) -> User | None:
     return User.objects.filter(email__iexact=invite.email).first()

@@ -7,12 +7,42 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 LEADS_GROUP = "Project leads"
 
 
-class UserManager(BaseUserManager):
+class UserQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Accounts a user may see in the admin: all for superusers; for a lead, the raters and
+        co-leads of the projects they lead (`Project.objects.visible_to`) and themselves; none
+        for anyone else.
+
+        The user admin, its autocompletes (the project's raters and leads) and its actions all
+        scope through this: a lead never reaches the people of another lead's project.
+        """
+        if user.is_superuser:
+            return self
+        if not user.is_staff:
+            return self.none()
+        from comparisons.models import Project
+
+        projects = Project.objects.visible_to(user).values("pk")
+        raters = Project.raters.through.objects.filter(project__in=projects).values("user_id")
+        leads = Project.leads.through.objects.filter(project__in=projects).values("user_id")
+        return self.filter(Q(pk=user.pk) | Q(pk__in=raters) | Q(pk__in=leads))
+
+    def manageable_by(self, user):
+        """Accounts a user may act on (edit, e-mail a password reset): the visible ones, less
+        staff accounts unless the user is a superuser (leads and admins stay out of a lead's
+        reach, or a lead could take over another admin)."""
+        visible = self.visible_to(user)
+        return visible if user.is_superuser else visible.filter(is_staff=False)
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **extra):
@@ -47,9 +77,25 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["email"]
+        constraints = [
+            # An address is one person's, whatever its case: login, password reset and invites
+            # all find the account by address.
+            models.UniqueConstraint(Lower("email"), name="user_email_unique_ignoring_case"),
+        ]
 
     def __str__(self) -> str:
         return self.email
+
+    def drop_stale_email_addresses(self) -> None:
+        """Keep allauth's address rows to this account's own address, after it has changed.
+
+        allauth logs in and e-mails password resets by its EmailAddress rows as well as by
+        User.email: a row left with the old address would let whoever holds the old mailbox
+        reset the password.
+        """
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.filter(user=self).exclude(email__iexact=self.email).delete()
 
 
 def _hash_token(token: str) -> str:

@@ -8,6 +8,12 @@ as at the start?), the throughput of 1, 4 and 16 concurrent raters (processes, e
 connection), and records EXPLAIN (ANALYZE, BUFFERS) of the pick query at the smallest and largest
 size.
 
+First of all, on the brand-new database, the minute after a real import
+(`fresh_import`): FRESH_COMPARISONS comparisons go in through `import_comparisons`, as a lead's
+upload would, with no manual ANALYZE (this PostgreSQL runs with autovacuum off, so nothing else
+gathers statistics either), then one rater works alone for FRESH_SECONDS; then the same for
+FRESH_WIPED_SECONDS with the tables' statistics deleted, as if the import had not analyzed.
+
 Runs in a child process against its own database (BENCH_QUEUE_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/raterhub_bench_queue; created and dropped here), so it does
 not depend on which database other benchmarks configured. Sizes: BENCH_QUEUE_SIZES=10000,1000000.
@@ -15,6 +21,7 @@ not depend on which database other benchmarks configured. Sizes: BENCH_QUEUE_SIZ
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import statistics
@@ -27,6 +34,11 @@ SIZES = common.env_sizes("BENCH_QUEUE_SIZES", "10000,100000,1000000")
 LATENCY_ITERATIONS = int(os.environ.get("BENCH_QUEUE_ITERATIONS", "1000"))
 LONE_ITERATIONS = int(os.environ.get("BENCH_QUEUE_LONE_ITERATIONS", "3000"))
 THROUGHPUT_SECONDS = float(os.environ.get("BENCH_QUEUE_SECONDS", "8"))
+FRESH_COMPARISONS = int(os.environ.get("BENCH_QUEUE_FRESH_COMPARISONS", "100000"))
+FRESH_SECONDS = float(os.environ.get("BENCH_QUEUE_FRESH_SECONDS", "60"))
+FRESH_WIPED_SECONDS = float(os.environ.get("BENCH_QUEUE_FRESH_WIPED_SECONDS", "20"))
+# BENCH_QUEUE_SCENARIOS=fresh runs only the minute after an import.
+SCENARIOS = os.environ.get("BENCH_QUEUE_SCENARIOS", "fresh,sizes").split(",")
 CONCURRENCY = (1, 4, 16)
 SEED_RATERS = 100
 
@@ -47,6 +59,12 @@ def main() -> None:
 def _child() -> None:
     common.setup_django()
     results = {"sizes": {}, "started_at": datetime.now(UTC).isoformat()}
+    if "fresh" in SCENARIOS:
+        results["fresh_import"] = _fresh_import()
+        _print_fresh(results["fresh_import"])
+    if "sizes" not in SCENARIOS:
+        common.write_results("queue-fresh", results)
+        return
     for n in SIZES:
         project, seed_seconds = common.timed(_seed, n)
         print(f"seeded {n:,} comparisons in {seed_seconds:.1f}s", flush=True)
@@ -84,6 +102,77 @@ def _child() -> None:
     }
     _print_table(results)
     common.write_results("queue", results)
+
+
+def _fresh_import() -> dict:
+    """The first minute after a real import of FRESH_COMPARISONS comparisons, one rater alone."""
+    from django.db import connection
+
+    from accounts.models import User
+    from comparisons.imports import import_comparisons
+    from comparisons.models import Project
+
+    rater = User.objects.create(email="fresh@bench.example", password="!")
+    project = Project.objects.create(slug="fresh", name="Fresh import", overlap=3)
+    project.raters.add(rater)
+    lines = (
+        json.dumps(
+            {
+                "external_id": f"f-{i}",
+                "prompt": f"Question {i}: explain TCP.",
+                "responses": [
+                    {"model": "m-a", "content": f"Answer A {i}"},
+                    {"model": "m-b", "content": f"Answer B {i}"},
+                ],
+            }
+        )
+        for i in range(FRESH_COMPARISONS)
+    )
+    result, import_seconds = common.timed(import_comparisons, project, lines)
+    assert result.ok and result.created == FRESH_COMPARISONS, result.errors[:3]
+    out = {
+        "comparisons": FRESH_COMPARISONS,
+        "import_seconds": import_seconds,
+        "after_import": _alone(rater, project, FRESH_SECONDS),
+    }
+    with connection.cursor() as cur:
+        cur.execute(
+            "DELETE FROM pg_statistic WHERE starelid IN ('comparisons_comparison'::regclass, "
+            "'comparisons_assignment'::regclass, 'comparisons_judgment'::regclass)"
+        )
+    out["statistics_wiped"] = _alone(rater, project, FRESH_WIPED_SECONDS)
+    return out
+
+
+def _alone(rater, project, seconds: float) -> dict:
+    from comparisons import queue
+
+    times = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        lease = queue.next_assignment(rater, project)
+        times.append((time.perf_counter() - t0) * 1000)
+        queue.submit_judgment(lease, choice="a", duration_ms=9000)
+    return {
+        "seconds": seconds,
+        "judgments": len(times),
+        "judgments_per_s": round(len(times) / seconds, 1),
+        "next_ms": common.percentiles(times),
+        "next_max_ms": round(max(times), 2),
+    }
+
+
+def _print_fresh(fresh: dict) -> None:
+    print(f"fresh import of {fresh['comparisons']:,} comparisons in {fresh['import_seconds']} s")
+    for key in ("after_import", "statistics_wiped"):
+        r = fresh[key]
+        print(
+            f"  {key}: {r['judgments']:,} judgments in {r['seconds']:g} s "
+            f"({r['judgments_per_s']}/s), next p50 {r['next_ms']['p50']:.2f} "
+            f"p95 {r['next_ms']['p95']:.2f} max {r['next_max_ms']:.2f} ms",
+            flush=True,
+        )
 
 
 def _seed(n: int):
@@ -201,7 +290,8 @@ def _explain(project) -> str:
     from comparisons import queue
 
     rater = User.objects.get(email="bench0@bench.example")
-    return queue.explain_pick(rater, project, analyze=True)
+    plans = queue.explain_pick(rater, project)
+    return "\n".join(f"-- {name}:\n{plan}" for name, plan in plans.items())
 
 
 def _worker(project_id: int, email: str, seconds: float, start, out) -> None:

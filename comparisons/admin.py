@@ -272,6 +272,15 @@ class ProjectAdmin(admin.ModelAdmin):
         ("History", {"classes": ("collapse",), "fields": readonly_fields}),
     )
 
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name in ("raters", "leads"):
+            from accounts.models import User
+
+            # The autocompletes list UserAdmin's scoped queryset; the form accepts no one
+            # else either, or a lead could post the id of another lead's rater.
+            kwargs["queryset"] = User.objects.visible_to(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
     def get_queryset(self, request):
         regular = Comparison.objects.filter(project=OuterRef("pk"), gold_choice__isnull=True)
         judged = regular.order_by().values("project").annotate(n=Sum("judged_count")).values("n")

@@ -1,13 +1,18 @@
-"""The rating form. Choices are what the rater saw ("1" is the left response); the view maps
-them to canonical a/b with the assignment's display order before calling the queue."""
+"""The rating form: what the page shows and posts, in screen terms ("1" is the left response).
+
+It checks nothing. `answer()` maps a post to the canonical values that
+comparisons.queue.submit_judgment takes, and the queue's one rule set (`check_answer`) decides;
+`add_answer_errors` puts its messages back beside the fields they concern.
+"""
 
 from __future__ import annotations
 
 from django import forms
-from django.core.validators import MinLengthValidator
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from comparisons.models import Flag, Project, Strength
+from comparisons.models import Assignment, Flag, Project, Strength
 
+ON_SCREEN = {"a": "1", "b": "2", "tie": "tie", "both_bad": "both_bad"}
 SHOWN_CHOICES = {
     "1": "Response 1 is better",
     "2": "Response 2 is better",
@@ -27,11 +32,15 @@ SHORTCUT_KEYS = {
     Flag.UNSAFE: "U",
     Flag.CANNOT_JUDGE: "X",
 }
-MAX_DURATION_MS = 24 * 3600 * 1000
 
 
-def criterion_field_name(index: int) -> str:
-    return f"criterion_{index}"
+class _Values(forms.Field):
+    """Every value posted under the field's name (checkboxes), unchecked."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[str]:
+        return [str(v) for v in value or []]
 
 
 class JudgmentForm(forms.Form):
@@ -39,71 +48,64 @@ class JudgmentForm(forms.Form):
     # instead of the browser's own bubbles.
     use_required_attribute = False
 
-    choice = forms.ChoiceField(
-        widget=forms.RadioSelect,
-        error_messages={"required": "Choose which response is better (keys 1 to 4)."},
-    )
-    strength = forms.ChoiceField(choices=Strength.choices, widget=forms.RadioSelect, required=False)
-    rationale = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
-    flags = forms.MultipleChoiceField(
-        choices=Flag.choices, widget=forms.CheckboxSelectMultiple, required=False
-    )
-    duration_ms = forms.IntegerField(
-        widget=forms.HiddenInput, required=False, min_value=0, max_value=MAX_DURATION_MS
-    )
+    choice = forms.CharField(required=False)
+    strength = forms.CharField(required=False)
+    rationale = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    flags = _Values(required=False)
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
         self.project = project
-        on_screen = {"a": "1", "b": "2", "tie": "tie", "both_bad": "both_bad"}
-        shown = [on_screen[c] for c in project.allowed_choices()]
-        self.fields["choice"].choices = [(c, SHOWN_CHOICES[c]) for c in shown]
+        shown = [ON_SCREEN[c] for c in project.allowed_choices()]
+        self.option_labels: dict[str, list[tuple[str, str]]] = {
+            "choice": [(c, SHOWN_CHOICES[c]) for c in shown],
+            "strength": list(Strength.choices),
+            "flags": list(Flag.choices),
+        }
         if not project.use_strength:
             del self.fields["strength"]
         if project.rationale == Project.Rationale.OFF:
             del self.fields["rationale"]
         else:
-            field = self.fields["rationale"]
-            field.required = project.rationale == Project.Rationale.REQUIRED
-            if project.rationale_min_chars:
-                field.min_length = project.rationale_min_chars
-                field.validators.append(MinLengthValidator(project.rationale_min_chars))
-            field.error_messages["required"] = "This project asks for a rationale."
+            self.fields["rationale"].required = project.rationale == Project.Rationale.REQUIRED
         self.criteria: list[tuple[str, str]] = []
         for i, name in enumerate(project.criteria or []):
-            key = criterion_field_name(i)
-            label = str(name).replace("_", " ").capitalize()
-            self.fields[key] = forms.ChoiceField(
-                label=label,
-                choices=[(c, CRITERION_LABELS[c]) for c in shown],
-                widget=forms.RadioSelect,
-                error_messages={"required": f"Answer “{label}” too (C, then 1 to 4)."},
+            key = f"criterion_{i}"
+            self.fields[key] = forms.CharField(
+                required=False, label=str(name).replace("_", " ").capitalize()
             )
+            self.option_labels[key] = [(c, CRITERION_LABELS[c]) for c in shown]
             self.criteria.append((key, str(name)))
+        self.criteria_errors: list[str] = []
 
-    def clean(self):
-        data = super().clean()
-        if "strength" in self.fields:
-            # Strength qualifies a preference only: needed for 1/2, meaningless for tie/both bad.
-            if data.get("choice") in ("1", "2") and not data.get("strength"):
-                self.add_error("strength", "Say how much better (Q, W or E).")
-            elif data.get("choice") not in ("1", "2"):
-                data["strength"] = ""
-        return data
-
-    def shown_criteria(self) -> dict[str, str]:
+    def answer(self, assignment: Assignment) -> dict:
+        """The post in canonical terms, as submit_judgment takes it (call after is_valid)."""
+        data = self.cleaned_data
+        shown = assignment.canonical_choice
         return {
-            name: self.cleaned_data[key]
-            for key, name in self.criteria
-            if self.cleaned_data.get(key)
+            "choice": shown(data["choice"]) if data.get("choice") else "",
+            "strength": data.get("strength") or None,
+            "criteria": {name: shown(data[key]) for key, name in self.criteria if data.get(key)},
+            "rationale": data.get("rationale", ""),
+            "flags": data.get("flags", []),
         }
+
+    def add_answer_errors(self, exc: ValidationError) -> None:
+        """The queue's messages beside their fields; criteria ones above the criteria."""
+        for field, messages in exc.message_dict.items():
+            if field == "criteria":
+                self.criteria_errors.extend(messages)
+            else:
+                self.add_error(
+                    field if field in self.fields and field != NON_FIELD_ERRORS else None,
+                    messages,
+                )
 
     # The template writes radios and checkboxes from these plain dicts instead of rendering a
     # widget template per option: the panel is rendered on every submit, and per-option widget
     # templates were a quarter of a submit's CPU time.
     def options(self, name: str) -> list[dict]:
-        bound = self[name]
-        value = bound.value()
+        value = self[name].value()
         selected = {str(v) for v in value} if isinstance(value, list | tuple) else {str(value)}
         return [
             {
@@ -113,7 +115,7 @@ class JudgmentForm(forms.Form):
                 "key": SHORTCUT_KEYS.get(v, "") if name in ("choice", "strength", "flags") else "",
                 "checked": v in selected,
             }
-            for i, (v, label) in enumerate(bound.field.choices)
+            for i, (v, label) in enumerate(self.option_labels[name])
         ]
 
     def choice_options(self) -> list[dict]:

@@ -41,6 +41,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from comparisons import sql
 from comparisons.models import Choice, Comparison, Project, Response
 
 MAX_REPORTED_ERRORS = 50
@@ -48,6 +49,7 @@ MAX_ID_CHARS = 200  # Comparison.external_id and Response.model_name are CharFie
 ROLES = ("system", "user", "assistant")
 FIELDS = ("external_id", "prompt", "responses", "metadata", "priority", "gold")
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # IntegerField's range on every backend.
+ANALYZE_AFTER = 1000  # comparisons; a bulk import refreshes the planner's statistics
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,11 @@ def import_comparisons(
             importer.flush()
             if result.error_count:
                 raise _Rejected
+            if result.created >= ANALYZE_AFTER:
+                # Statistics for the new rows now, not when autovacuum (which may be off) gets
+                # round to it: the pick does not need them, but the admin's lists do. Inside
+                # the transaction, ANALYZE counts the rows it inserted.
+                sql.analyze_comparisons()
     except _Rejected:
         result.created = result.gold = result.skipped = 0
     return result

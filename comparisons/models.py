@@ -7,13 +7,13 @@ judgment for one lease, or a value outside an enumeration.
 
 from __future__ import annotations
 
-import functools
-
 from django.conf import settings
-from django.db import connection, models
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Count, F, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Choice(models.TextChoices):
@@ -46,72 +46,49 @@ def count_for_project(qs: models.QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=models.IntegerField()), 0)
 
 
-# --- hand-written SQL on the rating page's hot path ----------------------------------------
-# A submit runs a dozen statements; for the few that run on every request the ORM spent more
-# CPU building the SQL than PostgreSQL spent answering it. These two helpers let such a query
-# select whole model rows and still get instances through Django's own value converters.
+MAX_CRITERIA = 10
+MAX_CRITERION_CHARS = 40
 
 
-def select_list(model: type[models.Model], alias: str) -> str:
-    """The model's concrete columns, qualified by `alias`, in the order from_row expects."""
-    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+def validate_criteria(value) -> None:
+    """A rating scheme's criteria: a list of at most MAX_CRITERIA distinct, non-empty names
+    of at most MAX_CRITERION_CHARS characters (the rating page shows one row per name)."""
+    example = 'a list of names, e.g. ["helpfulness", "honesty"]'
+    if not isinstance(value, list):
+        raise ValidationError(f"Criteria must be {example}.", code="criteria")
+    if len(value) > MAX_CRITERIA:
+        raise ValidationError(f"At most {MAX_CRITERIA} criteria.", code="criteria")
+    seen: set[str] = set()
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError(f"Each criterion must be a non-empty name: {example}.")
+        if len(name) > MAX_CRITERION_CHARS:
+            raise ValidationError(
+                f"“{name[:20]}…” is longer than {MAX_CRITERION_CHARS} characters.",
+                code="criteria",
+            )
+        key = name.strip().casefold()
+        if key in seen:
+            raise ValidationError(f"“{name}” is listed twice.", code="criteria")
+        seen.add(key)
 
 
-def rater_is_member_sql(project_alias: str) -> str:
-    """SQL that holds when the user given as its one parameter rates the project `project_alias`
-    (the hand-written form of ProjectQuerySet.rateable_by)."""
-    members = Project.raters.field
-    return (
-        f'EXISTS (SELECT 1 FROM "{members.m2m_db_table()}" m '
-        f'WHERE m."{members.m2m_column_name()}" = {project_alias}.id '
-        f'AND m."{members.m2m_reverse_name()}" = %s)'
-    )
+class JSONTypeOf(models.Func):
+    """The JSON type name of a JSONField's value ("array", "object", …), in the database."""
+
+    output_field = models.CharField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="JSON_TYPE", **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="JSONB_TYPEOF", **extra)
 
 
-@functools.cache
-def _columns(model: type[models.Model]) -> list:
-    return [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields]
-
-
-def from_row(row: tuple, *model_types: type[models.Model]) -> list[models.Model]:
-    """Instances of `model_types` from a row that selected each one's select_list in turn."""
-    instances, start = [], 0
-    for model in model_types:
-        cols = _columns(model)
-        values = list(row[start : start + len(cols)])
-        for i, col in enumerate(cols):
-            for convert in connection.ops.get_db_converters(col) + col.get_db_converters(
-                connection
-            ):
-                values[i] = convert(values[i], col, connection)
-        instances.append(model.from_db(connection.alias, None, values))
-        start += len(cols)
-    return instances
-
-
-@functools.cache
-def _insert_sql(model: type[models.Model]) -> tuple[str, list]:
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(f'"{f.column}"' for f in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    table, pk = model._meta.db_table, model._meta.pk.column
-    return f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) RETURNING "{pk}"', fields
-
-
-def insert(instance: models.Model) -> models.Model:
-    """Save a new instance as Model.save() would (each field's pre_save, such as auto_now_add,
-    and its own conversion for the database), from SQL built once per model; sets its pk.
-
-    Sends no model signals; nothing listens to the models it is used for.
-    """
-    sql, fields = _insert_sql(type(instance))
-    values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        instance.pk = cursor.fetchone()[0]
-    instance._state.adding = False
-    instance._state.db = connection.alias
-    return instance
+def made_today() -> Q:
+    """Judgments made since midnight in the site's time zone: every "done today" count."""
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Q(created_at__gte=midnight)
 
 
 class ProjectQuerySet(models.QuerySet):
@@ -172,6 +149,7 @@ class Project(models.Model):
     criteria = models.JSONField(
         default=list,
         blank=True,
+        validators=[validate_criteria],
         help_text='Per-criterion choices, e.g. ["helpfulness", "harmlessness"].',
     )
     rationale = models.CharField(max_length=16, choices=Rationale, default=Rationale.OPTIONAL)
@@ -216,6 +194,11 @@ class Project(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(rationale__in=RationaleMode.values), name="project_rationale_valid"
+            ),
+            # The rest of validate_criteria needs Python; the database at least keeps a list.
+            models.CheckConstraint(
+                condition=models.lookups.Exact(JSONTypeOf("criteria"), "array"),
+                name="project_criteria_is_a_list",
             ),
         ]
 

@@ -10,12 +10,14 @@ Assignment/Judgment rows they count. For a regular comparison the invariant is
 pick index covers only rows where it is positive). Gold comparisons take no slot: any number
 of raters may judge them, each at most once.
 
-Concurrency: on PostgreSQL the pick is `SELECT … FOR NO KEY UPDATE SKIP LOCKED` on the partial
-index comparison_pick_idx, so raters never wait on each other; when that finds nothing it
-looks again, waiting for one locked row at a time (_pick_exact), so a rater is never told
-"done" while a row someone held for a moment still had a slot for them. On SQLite the settings open every transaction with BEGIN IMMEDIATE, so queue writes
-serialize; the conditional `open_slots > 0` UPDATE with its row count is the guard either way.
-The unique constraints on Assignment are the last line against a racing double "next".
+Concurrency: on PostgreSQL the pick reads candidates off the partial index comparison_pick_idx
+(comparisons.sql), then locks the first free one by primary key with `FOR NO KEY UPDATE SKIP
+LOCKED`, so raters never wait on each other; when that finds nothing it looks again, waiting
+for one locked row at a time (_pick_exact), so a rater is never told "done" while a row someone
+held for a moment still had a slot for them. On SQLite the settings open every transaction
+with BEGIN IMMEDIATE, so queue writes serialize; the conditional `open_slots > 0` UPDATE with
+its row count is the guard either way. The unique constraints on Assignment are the last line
+against a racing double "next".
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
+from comparisons import sql
 from comparisons.models import (
     Assignment,
     Choice,
@@ -39,16 +43,7 @@ from comparisons.models import (
     Judgment,
     Project,
     Strength,
-    from_row,
-    insert,
-    rater_is_member_sql,
-    select_list,
 )
-
-EMPTY_NOT_MEMBER = "not_member"
-EMPTY_PAUSED = "paused"
-EMPTY_ARCHIVED = "archived"
-EMPTY_DONE = "done"
 
 RELEASED_REASON = "Released by a project lead."
 RECLAIM_BATCH = 500
@@ -56,12 +51,22 @@ RECLAIM_BATCH = 500
 # someone else made progress, so this bound is only reached in a stampede. Then: None ("done"
 # for now), and the next request looks again.
 EXACT_ATTEMPTS = 20
-MAX_DURATION_MS = 2_147_483_647  # PositiveIntegerField's upper bound on every backend.
+# Time spent on one comparison: a day at most (the page's clock or the lease's age).
+MAX_DURATION_MS = 24 * 3600 * 1000
 
 ACTIVE = Assignment.Status.ACTIVE
 SUBMITTED = Assignment.Status.SUBMITTED
 SKIPPED = Assignment.Status.SKIPPED
 EXPIRED = Assignment.Status.EXPIRED
+
+
+class EmptyReason(models.TextChoices):
+    """Why next_assignment returned None."""
+
+    NOT_MEMBER = "not_member", "Not a rater of this project"
+    PAUSED = "paused", "The project is paused"
+    ARCHIVED = "archived", "The project is closed"
+    DONE = "done", "Nothing left for this rater now"
 
 
 # --- reads -------------------------------------------------------------------------------
@@ -72,30 +77,27 @@ def _membership(rater, project: Project) -> tuple[str, int, float, int | None] |
     or None if the rater is not a member.
 
     Fresh, so that a lead pausing the project stops new leases at once even for a caller
-    holding an old Project instance. Hand-written SQL because it runs on every page load and
-    the ORM spent more CPU compiling it than the database spent answering.
+    holding an old Project instance.
     """
-    sql = (
-        "SELECT p.status, p.lease_seconds, p.gold_rate, "
-        f'(SELECT a.id FROM "{Assignment._meta.db_table}" a WHERE a.project_id = p.id '
-        "AND a.rater_id = %s AND a.status = %s LIMIT 1) "
-        f'FROM "{Project._meta.db_table}" p WHERE p.id = %s AND {rater_is_member_sql("p")}'
+    live = Assignment.objects.filter(project=OuterRef("pk"), rater=rater, status=ACTIVE)
+    return (
+        Project.objects.rateable_by(rater)
+        .filter(pk=project.pk)
+        .values_list("status", "lease_seconds", "gold_rate", Subquery(live.values("pk")[:1]))
+        .first()
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [rater.pk, ACTIVE.value, project.pk, rater.pk])
-        return cursor.fetchone()
 
 
-def empty_reason(rater, project: Project) -> str:
-    """Why next_assignment returned None: "not_member", "paused", "archived" or "done"."""
+def empty_reason(rater, project: Project) -> EmptyReason:
+    """Why next_assignment returned None."""
     row = _membership(rater, project)
     if row is None:
-        return EMPTY_NOT_MEMBER
+        return EmptyReason.NOT_MEMBER
     if row[0] == Project.Status.PAUSED:
-        return EMPTY_PAUSED
+        return EmptyReason.PAUSED
     if row[0] == Project.Status.ARCHIVED:
-        return EMPTY_ARCHIVED
-    return EMPTY_DONE
+        return EmptyReason.ARCHIVED
+    return EmptyReason.DONE
 
 
 def _live_lease(rater, project: Project, *, now: datetime, lease_seconds: int) -> Assignment | None:
@@ -196,129 +198,52 @@ def _lease_new(
 
 # A rater who works ahead of the others meets their own judged, still open comparisons at the
 # top of the pick order (their judgments put them there: "finish what has started"), and with
-# nobody else finishing them that set grows with every judgment. So the fast pick walks at most
+# nobody else finishing them that set grows with every judgment. So the fast pick reads at most
 # PICK_WINDOW rows down the order; past those it takes the oldest untouched comparison of the
 # window's last priority (no one ever had it, so neither did this rater). Only the exact pick,
 # when the fast one found nothing, walks further.
 PICK_WINDOW = 100
-# The partial index comparison_pick_idx's condition and order, for a table alias.
-_OPEN_REGULAR = "{0}.open_slots > 0 AND {0}.gold_choice IS NULL"
-_PICK_ORDER = "{0}.priority DESC, {0}.judged_count DESC, {0}.id"
+# The partial index comparison_pick_idx's order (and, in comparisons.sql, its condition).
+PICK_ORDER = ("-priority", "-judged_count", "id")
 
 
-def _open_sql(
-    rater,
-    project: Project,
-    *,
-    gold: bool = False,
-    lock: str = "",
-    only_id: int | None = None,
-    window: int | None = None,
-    untouched_at: int | None = None,
-) -> tuple[str, list]:
-    """SQL for the first comparison the rater never had: the regular pick, or the gold one.
-
-    Regular: open slots, by priority, then most judgments ("finish what has started"), then id,
-    which is the partial index comparison_pick_idx's condition and order, so PostgreSQL walks
-    the index from the top and stops at the first row that qualifies. `window` bounds that walk
-    to the top rows of the index; `untouched_at` instead reads only never-judged comparisons of
-    that priority (an index range, in id order).
-
-    "Never had it" is NOT EXISTS over the rater's leases, probed row by row, so each check is
-    one probe of the (comparison, rater) unique index. A plain NOT EXISTS lets PostgreSQL plan
-    an anti-join that rescans or hashes the rater's whole history per pick; OFFSET 0 keeps the
-    subquery a per-row probe (a planner fence), and the unary + on rater_id keeps it off the
-    rater_id indexes, which statistics that lag a busy rater's growing history make look just
-    as cheap (the same idiom works on SQLite). Hand-written because it runs on every "next"
-    and the ORM spent more CPU building it than the database spent answering it.
-    """
-    table = Comparison._meta.db_table
-    params: list = []
-    if window:
-        # The window's rows straight off the index (no probes), then probed in the same order.
-        source = (
-            f'(SELECT w.id, w.priority, w.judged_count FROM "{table}" w '
-            f"WHERE w.project_id = %s AND {_OPEN_REGULAR.format('w')} "
-            f'ORDER BY {_PICK_ORDER.format("w")} LIMIT %s) top JOIN "{table}" c ON c.id = top.id'
-        )
-        params += [project.pk, window]
-        order = _PICK_ORDER.format("top")
-    else:
-        source = f'"{table}" c'
-        order = "c.id" if gold else _PICK_ORDER.format("c")
-    condition = "c.gold_choice IS NOT NULL" if gold else _OPEN_REGULAR.format("c")
-    sql = (
-        f"SELECT {select_list(Comparison, 'c')} FROM {source} "
-        f"WHERE c.project_id = %s AND {condition} AND NOT EXISTS (SELECT 1 "
-        f'FROM "{Assignment._meta.db_table}" seen WHERE seen.comparison_id = c.id '
-        "AND +seen.rater_id = %s LIMIT 1 OFFSET 0)"
-    )
-    params += [project.pk, rater.pk]
-    if untouched_at is not None:
-        sql += " AND c.priority = %s AND c.judged_count = 0"
-        params.append(untouched_at)
-        order = "c.id"
-    if only_id is not None:
-        sql += " AND c.id = %s"
-        params.append(only_id)
-    sql += f" ORDER BY {order} LIMIT 1"
-    if lock and connection.features.has_select_for_update:
-        sql += " " + lock
-    return sql, params
+def _open_regular(project: Project):
+    return Comparison.objects.filter(project=project, open_slots__gt=0, gold_choice__isnull=True)
 
 
 def _window_end(project: Project) -> int | None:
     """The priority of the pick window's last row, or None if the window holds every open row."""
-    sql = (
-        f'SELECT c.priority FROM "{Comparison._meta.db_table}" c WHERE c.project_id = %s '
-        f"AND {_OPEN_REGULAR.format('c')} ORDER BY {_PICK_ORDER.format('c')} LIMIT 1 OFFSET %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [project.pk, PICK_WINDOW - 1])
-        row = cursor.fetchone()
-    return None if row is None else row[0]
-
-
-_SKIP_LOCKED = "FOR NO KEY UPDATE OF c SKIP LOCKED"
-_WAIT_LOCKED = "FOR NO KEY UPDATE OF c"
-
-
-def _first(sql: str, params: list) -> Comparison | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else from_row(row, Comparison)[0]
-
-
-def explain_pick(rater, project: Project, *, analyze: bool = False) -> str:
-    """The database's plan for the rater's pick (for tests and the benchmark), run and rolled
-    back in its own transaction because the pick locks what it finds."""
-    sql, params = _open_sql(rater, project, lock=_SKIP_LOCKED, window=PICK_WINDOW)
-    if connection.vendor == "postgresql":
-        sql = f"EXPLAIN (ANALYZE, BUFFERS) {sql}" if analyze else f"EXPLAIN {sql}"
-    else:
-        sql = f"EXPLAIN QUERY PLAN {sql}"
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        plan = "\n".join(" ".join(str(v) for v in row) for row in cursor.fetchall())
-        transaction.set_rollback(True)
-    return plan
-
-
-class _RowChanged(Exception):
-    """The exact pick waited for a row that no longer fits; roll back to release it."""
+    ends = _open_regular(project).order_by(*PICK_ORDER).values_list("priority", flat=True)
+    return ends[PICK_WINDOW - 1 : PICK_WINDOW].first()
 
 
 def _pick(rater, project: Project) -> Comparison | None:
     """The first open comparison for the rater that nobody else holds locked right now, within
     the pick window; else the oldest untouched one at the window's last priority."""
-    found = _first(*_open_sql(rater, project, lock=_SKIP_LOCKED, window=PICK_WINDOW))
+    ids = sql.window_candidates(project_id=project.pk, rater_id=rater.pk, window=PICK_WINDOW)
+    found = sql.lock_first_free(ids)
     if found is not None:
         return found
     priority = _window_end(project)
     if priority is None:
         return None
-    return _first(*_open_sql(rater, project, lock=_SKIP_LOCKED, untouched_at=priority))
+    ids = sql.untouched_candidates(
+        project_id=project.pk, rater_id=rater.pk, priority=priority, limit=PICK_WINDOW
+    )
+    return sql.lock_first_free(ids)
+
+
+def explain_pick(rater, project: Project) -> dict[str, str]:
+    """The database's plans of the rater's fast pick (for tests and the benchmark), run in a
+    transaction that is rolled back, because the pick locks what it finds."""
+    with transaction.atomic():
+        plans = sql.explain_pick(project_id=project.pk, rater_id=rater.pk, window=PICK_WINDOW)
+        transaction.set_rollback(True)
+    return plans
+
+
+class _RowChanged(Exception):
+    """The exact pick waited for a row that no longer fits; roll back to release it."""
 
 
 def _pick_exact(rater, project: Project) -> Comparison | None:
@@ -329,10 +254,11 @@ def _pick_exact(rater, project: Project) -> Comparison | None:
     and found changed, and two such scans deadlock; one row at a time, holding nothing else
     while waiting, cannot.
     """
-    candidate = _first(*_open_sql(rater, project))
+    candidate = sql.first_open(project_id=project.pk, rater_id=rater.pk)
     if candidate is None:
         return None
-    comparison = _first(*_open_sql(rater, project, lock=_WAIT_LOCKED, only_id=candidate.pk))
+    # One row by primary key, waited for: the only plan there is.
+    comparison = _open_regular(project).filter(pk=candidate).select_for_update(no_key=True).first()
     if comparison is None:
         raise _RowChanged
     return comparison
@@ -340,24 +266,25 @@ def _pick_exact(rater, project: Project) -> Comparison | None:
 
 def _take_slot(comparison_id: int) -> bool:
     """One slot of a locked open comparison for a new lease; False if it has none left."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{Comparison._meta.db_table}" SET open_slots = open_slots - 1, '
-            "lease_count = lease_count + 1 WHERE id = %s AND open_slots > 0",
-            [comparison_id],
+    return bool(
+        Comparison.objects.filter(pk=comparison_id, open_slots__gt=0).update(
+            open_slots=F("open_slots") - 1, lease_count=F("lease_count") + 1
         )
-        return cursor.rowcount == 1
+    )
 
 
 def _lease_in_transaction(
     rater, project: Project, *, lease_seconds: int, gold_rate: float, exact: bool
 ) -> Assignment | None:
     if _is_gold_turn(rater, project, gold_rate):
-        gold = _first(*_open_sql(rater, project, gold=True))
-        if gold is not None:
+        gold_id = sql.first_gold(project_id=project.pk, rater_id=rater.pk)
+        if gold_id is not None:
             # Gold takes no slot; lease_count only alternates its display order.
-            Comparison.objects.filter(pk=gold.pk).update(lease_count=F("lease_count") + 1)
-            return _create_lease(rater, project, gold, lease_seconds=lease_seconds)
+            gold = Comparison.objects.get(pk=gold_id)
+            Comparison.objects.filter(pk=gold_id).update(lease_count=F("lease_count") + 1)
+            return _create_lease(
+                rater, project, gold, lease_seconds=lease_seconds, nth=gold.lease_count
+            )
 
     for _ in range(3):
         comparison = (_pick_exact if exact else _pick)(rater, project)
@@ -367,25 +294,26 @@ def _lease_in_transaction(
         # miss; the condition and row count still guard the invariant if either assumption breaks.
         if _take_slot(comparison.pk):
             comparison.open_slots -= 1
-            return _create_lease(rater, project, comparison, lease_seconds=lease_seconds)
+            nth = comparison.lease_count
+            comparison.lease_count += 1
+            return _create_lease(rater, project, comparison, lease_seconds=lease_seconds, nth=nth)
     return None
 
 
-def _create_lease(rater, project: Project, comparison: Comparison, *, lease_seconds: int):
+def _create_lease(
+    rater, project: Project, comparison: Comparison, *, lease_seconds: int, nth: int
+) -> Assignment:
+    """The comparison's `nth` lease (from 0) to the rater; alternate leases show the responses
+    in the other order, so both orders appear."""
     now = timezone.now()
-    lease = insert(
-        Assignment(
-            project=project,
-            comparison=comparison,
-            rater=rater,
-            # Alternate the order across a comparison's leases so both orders appear.
-            swapped=comparison.lease_count % 2 == 1,
-            leased_at=now,
-            expires_at=now + timedelta(seconds=lease_seconds),
-        )
+    return Assignment.objects.create(
+        project=project,
+        comparison=comparison,
+        rater=rater,
+        swapped=nth % 2 == 1,
+        leased_at=now,
+        expires_at=now + timedelta(seconds=lease_seconds),
     )
-    comparison.lease_count += 1
-    return lease
 
 
 # --- leases ------------------------------------------------------------------------------
@@ -529,24 +457,27 @@ def _check_owner(assignment: Assignment, rater) -> None:
         raise PermissionDenied("This assignment belongs to another rater.")
 
 
-def _clean_judgment(
+def check_answer(
     project: Project,
     *,
     choice: Any,
-    strength: Any,
-    criteria: Any,
-    rationale: Any,
-    flags: Any,
-    duration_ms: Any,
+    strength: Any = None,
+    criteria: Any = None,
+    rationale: Any = "",
+    flags: Any = (),
+    duration_ms: Any = None,
 ) -> dict[str, Any]:
-    """Validate the answer against the project's scheme; raise ValidationError with every problem.
+    """The one rule set of an answer: check it against the project's scheme and return it
+    cleaned, or raise ValidationError with every problem (keys: the argument names).
 
     Strength applies to a preference only: it is required for "a"/"b" when the project uses it,
     and ignored (stored empty) for "tie"/"both_bad", where "how much better" has no meaning.
     """
     errors: dict[str, list[str]] = {}
     allowed = project.allowed_choices()
-    if choice not in allowed:
+    if not choice:
+        errors["choice"] = ["Choose which response is better."]
+    elif choice not in allowed:
         errors["choice"] = [f"Choose one of: {', '.join(allowed)}."]
 
     cleaned_strength = strength or None
@@ -569,7 +500,7 @@ def _clean_judgment(
         missing = [c for c in expected if c not in criteria]
         unknown = [c for c in criteria if c not in expected]
         if missing:
-            problems.append(f"Missing: {', '.join(missing)}.")
+            problems.append(f"Answer every criterion: {', '.join(missing)}.")
         if unknown:
             problems.append(f"Not in this project: {', '.join(map(str, unknown))}.")
         bad = [c for c in expected if c in criteria and criteria[c] not in allowed]
@@ -579,17 +510,22 @@ def _clean_judgment(
             errors["criteria"] = problems
 
     rationale = (rationale or "").strip() if isinstance(rationale, str) else rationale
+    longest = settings.RATERHUB_RATIONALE_MAX_CHARS
     if not isinstance(rationale, str):
         errors["rationale"] = ["The rationale must be text."]
     elif project.rationale == Project.Rationale.OFF:
         if rationale:
             errors["rationale"] = ["This project does not collect a rationale."]
+    elif len(rationale) > longest:
+        errors["rationale"] = [
+            f"Keep the rationale to {longest:,} characters ({len(rationale):,} now)."
+        ]
     else:
         required = project.rationale == Project.Rationale.REQUIRED
         minimum = max(project.rationale_min_chars, 1 if required else 0)
         if (required or rationale) and len(rationale) < minimum:
             errors["rationale"] = [
-                "A rationale is required."
+                "This project asks for a rationale."
                 if not rationale
                 else f"Write at least {minimum} characters ({len(rationale)} so far)."
             ]
@@ -607,7 +543,9 @@ def _clean_judgment(
         except (TypeError, ValueError):
             duration_ms = -1
         if not 0 <= duration_ms <= MAX_DURATION_MS:
-            errors["duration_ms"] = ["Time spent must be a whole number of milliseconds."]
+            errors["duration_ms"] = [
+                f"Time spent must be a whole number of milliseconds, at most {MAX_DURATION_MS}."
+            ]
 
     if errors:
         raise ValidationError(errors)
@@ -641,17 +579,17 @@ def submit_judgment(
     ValidationError (a dict of field -> messages) for invalid input or a skipped/released lease.
     """
     _check_owner(assignment, rater)
+    answer = {
+        "choice": choice,
+        "strength": strength,
+        "criteria": criteria,
+        "rationale": rationale,
+        "flags": flags,
+        "duration_ms": duration_ms,
+    }
     try:
         with transaction.atomic():
-            return _submit_in_transaction(
-                assignment,
-                choice=choice,
-                strength=strength,
-                criteria=criteria,
-                rationale=rationale,
-                flags=flags,
-                duration_ms=duration_ms,
-            )
+            return _submit_in_transaction(assignment, answer)
     except IntegrityError:
         # The one-judgment-per-assignment constraint caught a race the lock should have
         # prevented; the judgment that won is the answer.
@@ -661,84 +599,62 @@ def submit_judgment(
         return existing
 
 
-def _lock_lease(assignment_id: int) -> tuple:
-    """The lease's (status, skip_reason, swapped, comparison_id, gold_choice, judgment id),
-    row-locked. Locking the lease serializes a double submit and a concurrent reclaim or skip.
-
-    Hand-written SQL: the submit's hottest statement, three tables, a few columns.
-    """
-    lock = " FOR NO KEY UPDATE OF a" if connection.features.has_select_for_no_key_update else ""
-    sql = (
-        "SELECT a.status, a.skip_reason, a.swapped, a.comparison_id, c.gold_choice, j.id "
-        f'FROM "{Assignment._meta.db_table}" a '
-        f'JOIN "{Comparison._meta.db_table}" c ON c.id = a.comparison_id '
-        f'LEFT JOIN "{Judgment._meta.db_table}" j ON j.assignment_id = a.id '
-        f"WHERE a.id = %s{lock}"
+def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any]) -> Judgment:
+    # Locking the lease serializes a double submit and a concurrent reclaim or skip.
+    lease = (
+        Assignment.objects.select_for_update(no_key=True, of=("self",))
+        .annotate(judgment_id=F("judgment__id"), gold_choice=F("comparison__gold_choice"))
+        .only("status", "skip_reason", "swapped", "comparison_id")
+        .get(pk=assignment.pk)
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [assignment_id])
-        row = cursor.fetchone()
-    if row is None:
-        raise Assignment.DoesNotExist(f"No assignment {assignment_id}.")
-    return row
-
-
-def _submit_in_transaction(assignment: Assignment, **answer: Any) -> Judgment:
-    status, skip_reason, swapped, comparison_id, gold_choice, judgment_id = _lock_lease(
-        assignment.pk
-    )
-    if judgment_id is not None:
-        return Judgment.objects.get(pk=judgment_id)
-    if status == SUBMITTED:
+    if lease.judgment_id is None and lease.status == SUBMITTED:
         # We waited on the lock while another submit finished. PostgreSQL re-read the locked
         # row, not the joined judgment (that came from the statement's earlier snapshot), so
         # ask again: this statement sees the committed judgment.
-        existing = Judgment.objects.filter(assignment_id=assignment.pk).first()
-        if existing is not None:
-            return existing
-    if status == SKIPPED:
+        lease.judgment_id = (
+            Judgment.objects.filter(assignment_id=assignment.pk)
+            .values_list("pk", flat=True)
+            .first()
+        )
+    if lease.judgment_id is not None:
+        return Judgment.objects.get(pk=lease.judgment_id)
+    if lease.status == SKIPPED:
         message = (
             "A project lead released this comparison from you; your answer was not recorded."
-            if skip_reason == RELEASED_REASON
+            if lease.skip_reason == RELEASED_REASON
             else "You skipped this comparison."
         )
         raise ValidationError({NON_FIELD_ERRORS: [message]})
-    if status not in (ACTIVE, EXPIRED):
+    if lease.status not in (ACTIVE, EXPIRED):
         raise ValidationError({NON_FIELD_ERRORS: ["This assignment is already finished."]})
 
     # The scheme from the caller's project (loaded with the lease, or fetched here once).
-    cleaned = _clean_judgment(assignment.project, **answer)
-    is_gold = gold_choice is not None
+    cleaned = check_answer(assignment.project, **answer)
+    is_gold = lease.gold_choice is not None
     # An active lease already holds its slot and gold takes none; a reclaimed lease's judgment
-    # counts only if a slot is still free to take back. (Hand-written: every submit.)
-    takes_slot = status != ACTIVE and not is_gold
+    # counts only if a slot is still free to take back (judged_count counts counted ones).
+    judged = Comparison.objects.filter(pk=lease.comparison_id)
+    if lease.status == ACTIVE or is_gold:
+        counted = bool(judged.update(judged_count=F("judged_count") + 1))
+    else:
+        counted = bool(
+            judged.filter(open_slots__gt=0).update(
+                judged_count=F("judged_count") + 1, open_slots=F("open_slots") - 1
+            )
+        )
     now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{Comparison._meta.db_table}" SET judged_count = judged_count + 1'
-            + (", open_slots = open_slots - 1" if takes_slot else "")
-            + " WHERE id = %s"
-            + (" AND open_slots > 0" if takes_slot else ""),
-            [comparison_id],
-        )
-        counted = cursor.rowcount == 1
-        cursor.execute(
-            f'UPDATE "{Assignment._meta.db_table}" SET status = %s, finished_at = %s WHERE id = %s',
-            [SUBMITTED.value, connection.ops.adapt_datetimefield_value(now), assignment.pk],
-        )
+    Assignment.objects.filter(pk=assignment.pk).update(status=SUBMITTED, finished_at=now)
     assignment.status, assignment.finished_at = SUBMITTED, now
-    return insert(
-        Judgment(
-            assignment=assignment,
-            project_id=assignment.project_id,
-            comparison_id=comparison_id,
-            rater_id=assignment.rater_id,
-            swapped=bool(swapped),
-            is_gold=is_gold,
-            is_late=not counted,
-            counted=counted,
-            **cleaned,
-        )
+    return Judgment.objects.create(
+        assignment=assignment,
+        project_id=assignment.project_id,
+        comparison_id=lease.comparison_id,
+        rater_id=assignment.rater_id,
+        swapped=lease.swapped,
+        is_gold=is_gold,
+        is_late=not counted,
+        counted=counted,
+        **cleaned,
     )
 
 

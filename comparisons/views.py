@@ -8,14 +8,12 @@ so the same flow works without JavaScript.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import connection
-from django.db.models import Exists, OuterRef
-from django.db.models.functions import Coalesce
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -23,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
 from comparisons import metrics, queue, rendering
-from comparisons.forms import MAX_DURATION_MS, JudgmentForm
+from comparisons.forms import JudgmentForm
 from comparisons.models import (
     Assignment,
     Comparison,
@@ -31,9 +29,7 @@ from comparisons.models import (
     Project,
     Response,
     count_for_project,
-    from_row,
-    rater_is_member_sql,
-    select_list,
+    made_today,
 )
 
 LATE_NOTICE = (
@@ -57,59 +53,37 @@ def _get_project_for_rater(request: HttpRequest, slug: str) -> Project:
 def _get_assignment_for_rater(request: HttpRequest, slug: str, pk: int) -> Assignment:
     """The only way views load an assignment: the user's own, in a project they still rate.
 
-    One hand-written statement (the lease with its project, membership checked in the same
-    query): it runs on every submit, skip and heartbeat. The comparison loads on first use.
+    One query (the lease with its project); the comparison loads on first use.
     """
-    sql = (
-        f"SELECT {select_list(Assignment, 'a')}, {select_list(Project, 'p')} "
-        f'FROM "{Assignment._meta.db_table}" a '
-        f'JOIN "{Project._meta.db_table}" p ON p.id = a.project_id '
-        f"WHERE a.id = %s AND a.rater_id = %s AND p.slug = %s AND {rater_is_member_sql('p')}"
+    assignment = (
+        Assignment.objects.select_related("project")
+        .filter(pk=pk, rater=request.user, project__slug=slug)
+        .filter(project__in=Project.objects.rateable_by(request.user))
+        .first()
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk, request.user.pk, slug, request.user.pk])
-        row = cursor.fetchone()
-    if row is None:
+    if assignment is None:
         raise Http404("No such assignment.")
-    assignment, project = from_row(row, Assignment, Project)
-    assignment.project = project
     return assignment
 
 
-def _start_of_today() -> datetime:
-    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _progress_annotations(rater, project: Project) -> dict[str, Coalesce]:
-    mine = Judgment.objects.filter(project=project, rater=rater)
-    return {
-        "done_total": count_for_project(mine),
-        "done_today": count_for_project(mine.filter(created_at__gte=_start_of_today())),
-    }
-
-
 def _progress(rater, project: Project) -> dict[str, int]:
-    """The rater's judgments in the project, today and in total. Hand-written: every panel."""
-    sql = (
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN created_at >= %s THEN 1 ELSE 0 END), 0) "
-        f'FROM "{Judgment._meta.db_table}" WHERE project_id = %s AND rater_id = %s'
+    """The rater's judgments in the project, today and in total."""
+    return Judgment.objects.filter(project=project, rater=rater).aggregate(
+        total=Count("pk"), today=Count("pk", filter=made_today())
     )
-    today = connection.ops.adapt_datetimefield_value(_start_of_today())
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [today, project.pk, rater.pk])
-        total, done_today = cursor.fetchone()
-    return {"total": total, "today": done_today}
 
 
 @login_required
 @require_GET
 def rate_index(request: HttpRequest) -> HttpResponse:
     user = request.user
+    mine = Judgment.objects.filter(project=OuterRef("pk"), rater=user)
     projects = list(
         Project.objects.rateable_by(user)
         .exclude(status=Project.Status.ARCHIVED)
         .annotate(
-            **_progress_annotations(user, OuterRef("pk")),
+            done_total=count_for_project(mine),
+            done_today=count_for_project(mine.filter(made_today())),
             # Open regular comparisons this rater has not been given yet.
             left=count_for_project(
                 Comparison.objects.regular().filter(project=OuterRef("pk"), open_slots__gt=0)
@@ -148,6 +122,7 @@ def _panel_context(request: HttpRequest, project: Project, assignment: Assignmen
         "project": project,
         "assignment": assignment,
         "state": None,
+        "states": queue.EmptyReason,
         "progress": _progress(request.user, project),
         **extra,
     }
@@ -155,13 +130,11 @@ def _panel_context(request: HttpRequest, project: Project, assignment: Assignmen
         ctx["state"] = queue.empty_reason(request.user, project)
         return ctx
     comparison = assignment.comparison
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT position, content FROM "{Response._meta.db_table}" '
-            "WHERE comparison_id = %s AND position IN (0, 1)",
-            [comparison.pk],
+    by_position = dict(
+        Response.objects.filter(comparison=comparison, position__in=(0, 1)).values_list(
+            "position", "content"
         )
-        by_position = dict(cursor.fetchall())
+    )
     shown = [by_position[0 if side == "a" else 1] for side in assignment.display_order]
     prompt = comparison.prompt
     if isinstance(prompt, str):
@@ -182,6 +155,7 @@ def _panel_context(request: HttpRequest, project: Project, assignment: Assignmen
             for i, (content, h) in enumerate(zip(shown, answers, strict=True), start=1)
         ],
         form=extra.get("form") or JudgmentForm(project=project),
+        rationale_max=settings.RATERHUB_RATIONALE_MAX_CHARS,
     )
     return ctx
 
@@ -215,13 +189,14 @@ def rate_project(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "comparisons/rate.html", _panel_context(request, project, assignment))
 
 
-def _duration_ms(form: JudgmentForm, assignment: Assignment) -> int:
-    """Time on the comparison: the page's own clock if it sent one, else since the lease began."""
-    sent = form.cleaned_data.get("duration_ms")
-    if sent is not None:
-        return sent
+def _duration_ms(request: HttpRequest, assignment: Assignment) -> int:
+    """Time on the comparison: the page's own clock when it sent a usable one (a whole number
+    of milliseconds, at most a day), else the time since the lease began, capped the same."""
+    sent = request.POST.get("duration_ms", "")
+    if sent.isdigit() and int(sent) <= queue.MAX_DURATION_MS:
+        return int(sent)
     elapsed = (timezone.now() - assignment.leased_at).total_seconds() * 1000
-    return max(0, min(int(elapsed), MAX_DURATION_MS))
+    return max(0, min(int(elapsed), queue.MAX_DURATION_MS))
 
 
 @login_required
@@ -233,39 +208,21 @@ def rate_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         # Skipped here or released by a lead: nothing to record; move on and say so.
         return _next_panel(request, project, notice=NOT_RECORDED_NOTICE)
     form = JudgmentForm(request.POST, project=project)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            judgment = queue.submit_judgment(
-                assignment,
-                choice=assignment.canonical_choice(data["choice"]),
-                strength=data.get("strength") or None,
-                criteria={
-                    name: assignment.canonical_choice(value)
-                    for name, value in form.shown_criteria().items()
-                },
-                rationale=data.get("rationale", ""),
-                flags=data.get("flags", []),
-                duration_ms=_duration_ms(form, assignment),
-                rater=request.user,
-            )
-        except ValidationError as exc:
-            for field, errors in _error_dict(exc).items():
-                form.add_error(field if field in form.fields else None, errors)
-        else:
-            return _next_panel(request, project, notice=LATE_NOTICE if judgment.is_late else "")
+    form.is_valid()  # the form checks nothing; the queue's rules decide below
+    try:
+        judgment = queue.submit_judgment(
+            assignment,
+            **form.answer(assignment),
+            duration_ms=_duration_ms(request, assignment),
+            rater=request.user,
+        )
+    except ValidationError as exc:
+        form.add_answer_errors(exc)
+    else:
+        return _next_panel(request, project, notice=LATE_NOTICE if judgment.is_late else "")
     # 422 keeps what was typed on screen; htmx is configured (rate.html) to swap it in.
     ctx = _panel_context(request, project, assignment, form=form)
     return _render_panel(request, ctx, status=422)
-
-
-def _error_dict(exc: ValidationError) -> dict[str | None, list[str]]:
-    if hasattr(exc, "error_dict"):
-        return {
-            (None if field == NON_FIELD_ERRORS else field): [m for e in errors for m in e.messages]
-            for field, errors in exc.error_dict.items()
-        }
-    return {None: exc.messages}
 
 
 @login_required

@@ -72,12 +72,15 @@ INSTALLED_APPS = [
     "allauth.account",
     "django_htmx",
     "template_partials",
+    "csp",
     "accounts",
     "comparisons",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Above WhiteNoise, so static files carry the policy too (an SVG is a document).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -87,7 +90,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "raterhub.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "raterhub.urls"
@@ -282,6 +284,24 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie: the token travels in hx-he
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# One strict policy on every response (django-csp). Pages show untrusted LLM text: with no inline
+# script or style allowed, markup that ever slipped past sanitising could neither run nor restyle
+# the page. All script and style are static files; a view that needs more (e.g. API docs) says so
+# with csp.decorators.csp_update rather than loosening this for everyone.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
@@ -295,6 +315,7 @@ if not DEBUG:
 # RaterHub's own knobs.
 RATERHUB_IMPORT_MAX_CONTENT_CHARS = env_int("RATERHUB_IMPORT_MAX_CONTENT_CHARS", 200_000)
 RATERHUB_IMPORT_BATCH_SIZE = env_int("RATERHUB_IMPORT_BATCH_SIZE", 2000)
+RATERHUB_RATIONALE_MAX_CHARS = env_int("RATERHUB_RATIONALE_MAX_CHARS", 10_000)
 
 LOGGING = {
     "version": 1,

@@ -2,8 +2,17 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from accounts.views import admin_login_view
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/rate/", permanent=False)),
+    # One login and one password-change page, allauth's, with its rate limits: the admin's
+    # own forms (matched first here) hand over to them.
+    path("admin/login/", admin_login_view),
+    path(
+        "admin/password_change/",
+        RedirectView.as_view(pattern_name="account_change_password", permanent=False),
+    ),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),

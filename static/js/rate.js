@@ -71,7 +71,9 @@
     if (!out || !area) return;
     var n = area.value.length;
     var min = parseInt(out.getAttribute("data-min") || "0", 10);
-    out.textContent = n + (n === 1 ? " character" : " characters") + (min && n < min ? " (at least " + min + ")" : "");
+    var max = parseInt(out.getAttribute("data-max") || "0", 10);
+    out.textContent = n + (max ? " / " + max : "") + (n === 1 && !max ? " character" : " characters") +
+      (min && n < min ? " (at least " + min + ")" : "");
   }
 
   // --- heartbeat: renew the lease while the rater is active ----------------------------

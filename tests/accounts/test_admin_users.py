@@ -60,7 +60,7 @@ def test_raters_and_anonymous_users_get_no_user_admin(client, alice):
     assert r.status_code == 302 and r["Location"].startswith("/admin/login/")
 
 
-def test_a_lead_cannot_grant_staff_status(client, lead, alice):
+def test_a_lead_cannot_grant_staff_status(client, lead, project, alice):
     client.force_login(lead)
     r = client.post(
         f"{USERS}{alice.pk}/change/",
@@ -78,8 +78,10 @@ def test_a_lead_cannot_grant_staff_status(client, lead, alice):
     assert not alice.is_staff and not alice.is_superuser  # …but not hand out staff status
 
 
-def test_a_lead_cannot_edit_staff_accounts(client, lead, superuser):
+def test_a_lead_cannot_edit_staff_accounts(client, lead, project, superuser):
+    project.leads.add(superuser)  # a co-lead: the lead sees the account, but may not edit it
     client.force_login(lead)
+    assert client.get(f"{USERS}{superuser.pk}/change/").status_code == 200  # read-only
     r = client.post(
         f"{USERS}{superuser.pk}/change/", {"email": "taken@example.com", "is_active": "on"}
     )
@@ -93,24 +95,25 @@ def test_a_lead_cannot_edit_staff_accounts(client, lead, superuser):
     assert not superuser.check_password(NEW_PASSWORD)
 
 
-def test_a_lead_creates_an_account_without_a_password(client, lead):
+def test_a_lead_creates_an_account_without_a_password(client, lead, project):
     client.force_login(lead)
-    r = client.post(f"{USERS}add/", {"email": "Rater9@Example.com", "usable_password": "false"})
+    r = client.post(f"{USERS}add/", {"email": "Rater9@Example.com", "projects": [project.pk]})
     assert r.status_code == 302
     user = User.objects.get(email="rater9@example.com")
     assert not user.has_usable_password()
     assert not user.is_staff
 
 
-def test_emails_are_unique_whatever_the_case(client, lead, alice):
+def test_emails_are_unique_whatever_the_case(client, lead, project, alice):
     client.force_login(lead)
-    r = client.post(f"{USERS}add/", {"email": "ALICE@example.com", "usable_password": "false"})
+    r = client.post(f"{USERS}add/", {"email": "ALICE@example.com", "projects": [project.pk]})
     assert r.status_code == 200
     assert User.objects.filter(email__iexact="alice@example.com").count() == 1
 
 
-def test_set_password_email_lets_the_person_choose_a_password(client, lead):
+def test_set_password_email_lets_the_person_choose_a_password(client, lead, project):
     newbie = User.objects.create_user(email="newbie@example.com")  # no usable password
+    project.raters.add(newbie)
     client.force_login(lead)
     r = client.post(USERS, {"action": "send_set_password_email", "_selected_action": [newbie.pk]})
     assert r.status_code == 302
@@ -129,8 +132,9 @@ def test_set_password_email_lets_the_person_choose_a_password(client, lead):
     assert newbie.check_password(NEW_PASSWORD)
 
 
-def test_set_password_email_skips_inactive_accounts(client, lead):
+def test_set_password_email_skips_inactive_accounts(client, lead, project):
     gone = User.objects.create_user(email="gone@example.com", is_active=False)
+    project.raters.add(gone)
     client.force_login(lead)
     client.post(USERS, {"action": "send_set_password_email", "_selected_action": [gone.pk]})
     assert mail.outbox == []
@@ -154,6 +158,9 @@ def test_account_changelists_run_a_constant_number_of_queries(
                 expires_at=lead.date_joined,
             )
             for i, u in enumerate(users)
+        )
+        project.raters.through.objects.bulk_create(  # in the lead's scope, so they are listed
+            project.raters.through(project_id=project.pk, user_id=u.pk) for u in users
         )
         invites = Invite.objects.filter(email__startswith="bulk")
         Invite.projects.through.objects.bulk_create(

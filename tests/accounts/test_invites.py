@@ -147,21 +147,34 @@ def test_passwords_are_validated(client, invite_and_token, password1, password2,
     assert invite.accepted_at is None  # still usable after a typo
 
 
-def test_an_existing_account_just_joins_the_projects(client, alice, lead):
+def test_an_existing_account_signs_in_as_itself_to_accept(client, alice, lead):
     second = ProjectFactory(slug="second", name="Second project")
     invite, token = Invite.issue(email="ALICE@example.com", invited_by=lead)
     invite.projects.add(second)
     r = client.get(_accept_url(token))
     assert r.status_code == 200
     assert b"new_password1" not in r.content  # no password to choose
+    login_link = f"/accounts/login/?next=%2Faccounts%2Finvite%2F{token}%2F"
+    assert login_link.encode() in r.content.replace(b"&amp;", b"&")
+
+    # The link alone proves access to the mailbox, not to the account: nothing happens.
     r = client.post(_accept_url(token))
-    assert r.status_code == 302
-    assert r["Location"].startswith("/accounts/login/")
+    assert r.status_code == 302 and r["Location"] == login_link
+    assert not second.raters.filter(pk=alice.pk).exists()
+    assert Invite.objects.usable().filter(pk=invite.pk).exists()
+    assert "_auth_user_id" not in client.session
+
+    r = client.post(
+        login_link, {"login": "alice@example.com", "password": "pw-raterhub-test"}, follow=True
+    )
+    assert r.redirect_chain[-1][0] == _accept_url(token)
+    assert b"Accept the invitation" in r.content
+    r = client.post(_accept_url(token))
+    assert r.status_code == 302 and r["Location"] == "/rate/"
     assert second.raters.filter(pk=alice.pk).exists()
+    invite.refresh_from_db()
+    assert invite.accepted_by == alice
     assert User.objects.filter(email__iexact="alice@example.com").count() == 1
-    assert "_auth_user_id" not in client.session  # the link does not sign into an existing account
-    alice.refresh_from_db()
-    assert alice.check_password("pw-raterhub-test")
 
 
 def test_an_existing_signed_in_account_goes_straight_to_rating(client, alice, lead):
@@ -174,6 +187,63 @@ def test_an_existing_signed_in_account_goes_straight_to_rating(client, alice, le
     assert second.raters.filter(pk=alice.pk).exists()
 
 
+def test_another_signed_in_account_cannot_accept_someone_elses_invite(client, alice, bob, lead):
+    second = ProjectFactory(slug="second")
+    invite, token = Invite.issue(email="alice@example.com", invited_by=lead)
+    invite.projects.add(second)
+    client.force_login(bob)
+    r = client.get(_accept_url(token))
+    assert r.status_code == 200
+    assert b"bob@example.com" in r.content and b"Accept the invitation" not in r.content
+    client.post(_accept_url(token))
+    assert not second.raters.exists()
+    assert Invite.objects.usable().filter(pk=invite.pk).exists()
+
+
+def test_an_invite_is_never_attached_to_an_account_that_is_not_the_signed_in_one(alice, bob, lead):
+    from accounts.invites import InviteMismatch
+
+    invite, _ = Invite.issue(email="alice@example.com", invited_by=lead)
+    with pytest.raises(InviteMismatch):
+        accept_invite(invite=invite, user=bob)
+    with pytest.raises(InviteMismatch):
+        accept_invite(invite=invite, password=STRONG)  # alice exists: she must sign in
+    invite.refresh_from_db()
+    assert invite.accepted_at is None and invite.accepted_by is None
+
+
+def test_a_rater_who_took_the_invitees_address_does_not_get_the_invite(
+    client, alice, lead, django_capture_on_commit_callbacks
+):
+    """The reported attack, end to end: claim the address, wait for the invite, profit."""
+    theirs = ProjectFactory(slug="theirs", name="Their project")
+    theirs.leads.add(lead)
+    client.force_login(alice)
+    client.post("/accounts/email/", {"action_add": "", "email": "newbie@example.com"})
+    client.post("/accounts/email/", {"action_primary": "", "email": "newbie@example.com"})
+    client.logout()
+
+    client.force_login(lead)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/admin/accounts/invite/add/",
+            {"email": "newbie@example.com", "projects": [theirs.pk], "days": 7},
+        )
+    invite_mail = next(m for m in mail.outbox if "/accounts/invite/" in m.body)
+    token = re.search(r"/accounts/invite/([\w-]+)/", invite_mail.body).group(1)
+    client.logout()
+
+    # The real invitee follows the link and accepts.
+    r = client.get(_accept_url(token))
+    if b"new_password1" in r.content:
+        client.post(_accept_url(token), {"new_password1": STRONG, "new_password2": STRONG})
+    else:
+        client.post(_accept_url(token))
+    assert not theirs.raters.filter(pk=alice.pk).exists()
+    alice.refresh_from_db()
+    assert alice.email == "alice@example.com"
+
+
 def test_open_signup_is_closed(client, db):
     r = client.get("/accounts/signup/")
     assert r.status_code == 200
@@ -182,3 +252,19 @@ def test_open_signup_is_closed(client, db):
         {"email": "walk-in@example.com", "password1": STRONG, "password2": STRONG},
     )
     assert not User.objects.filter(email="walk-in@example.com").exists()
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_the_invite_page_runs_a_constant_number_of_queries(
+    client, alice, lead, signed_in, django_assert_max_num_queries
+):
+    invite, token = Invite.issue(email="alice@example.com", invited_by=lead)
+    invite.projects.add(ProjectFactory(slug="first"))
+    if signed_in:
+        client.force_login(alice)
+    with django_assert_max_num_queries(8) as few:
+        assert client.get(_accept_url(token)).status_code == 200
+    invite.projects.add(*(ProjectFactory(slug=f"more-{i}") for i in range(20)))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        r = client.get(_accept_url(token))
+    assert r.content.count(b"<li>") == 21

@@ -172,9 +172,35 @@ def test_editing_other_fields_keeps_overlap_and_slots(client, lead, project):
 
 
 def test_a_lead_adds_raters_on_the_change_page(client, lead, project):
+    # A rater of another project of theirs (people from elsewhere join through an invite).
     dave = UserFactory(email="dave@example.com")
+    second = ProjectFactory(slug="second")
+    second.leads.add(lead)
+    second.raters.add(dave)
     client.force_login(lead)
     raters = [u.pk for u in project.raters.all()] + [dave.pk]
     r = client.post(f"{CHANGELIST}{project.pk}/change/", _form_data(project, raters=raters))
     assert r.status_code == 302
     assert project.raters.filter(pk=dave.pk).exists()
+
+
+@pytest.mark.parametrize("criteria", ["5", '{"helpfulness": 1}', '["helpful", ""]', '["a", "A"]'])
+def test_a_scheme_that_would_break_the_rating_page_is_refused(client, lead, project, criteria):
+    client.force_login(lead)
+    r = client.post(f"{CHANGELIST}{project.pk}/change/", _form_data(project, criteria=criteria))
+    assert r.status_code == 200  # the form again, with the error
+    assert b"errorlist" in r.content
+    project.refresh_from_db()
+    assert project.criteria == []
+
+
+def test_a_good_scheme_saves_and_the_rating_page_shows_it(client, lead, alice, project):
+    ComparisonFactory(project=project)
+    client.force_login(lead)
+    data = _form_data(project, criteria='["helpfulness", "honesty"]')
+    r = client.post(f"{CHANGELIST}{project.pk}/change/", data)
+    assert r.status_code == 302
+    client.force_login(alice)
+    page = client.get(f"/rate/{project.slug}/")
+    assert page.status_code == 200
+    assert b"Helpfulness" in page.content and b"Honesty" in page.content

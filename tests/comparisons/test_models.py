@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from comparisons.models import Assignment, Comparison, Project
@@ -81,57 +82,35 @@ def test_a_late_judgment_is_never_counted():
 
 
 @pytest.mark.django_db
-def test_from_row_gives_the_instances_the_orm_would_load():
-    """Datetimes, booleans and JSON come back converted on every backend, not as raw values."""
-    from django.db import connection
-
-    from comparisons.models import from_row, select_list
-
-    project = ProjectFactory(criteria=["accuracy", "style"], use_strength=True)
-    assignment = AssignmentFactory(comparison=ComparisonFactory(project=project), swapped=True)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {select_list(Assignment, 'a')}, {select_list(Project, 'p')} "
-            'FROM "comparisons_assignment" a JOIN "comparisons_project" p ON p.id = a.project_id '
-            "WHERE a.id = %s",
-            [assignment.pk],
-        )
-        loaded, loaded_project = from_row(cursor.fetchone(), Assignment, Project)
-    fields = ("status", "swapped", "leased_at", "expires_at", "rater_id", "comparison_id")
-    expected = Assignment.objects.get(pk=assignment.pk)
-    assert [getattr(loaded, f) for f in fields] == [getattr(expected, f) for f in fields]
-    assert loaded.swapped is True and loaded.expires_at.tzinfo is not None
-    assert loaded_project.criteria == ["accuracy", "style"] and loaded_project.use_strength is True
-    assert not loaded._state.adding
+@pytest.mark.parametrize(
+    ("criteria", "message"),
+    [
+        (5, "must be a list of names"),
+        ({"helpfulness": 1}, "must be a list of names"),
+        (["helpfulness", ""], "non-empty name"),
+        (["helpfulness", 3], "non-empty name"),
+        (["helpfulness", "Helpfulness "], "listed twice"),
+        (["x" * 41], "longer than 40"),
+        ([f"c{i}" for i in range(11)], "At most 10"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_rating_scheme_with_bad_criteria_is_refused(criteria, message):
+    project = ProjectFactory.build(slug="scheme", criteria=criteria)
+    with pytest.raises(ValidationError, match=message):
+        project.full_clean()
 
 
 @pytest.mark.django_db
-def test_insert_saves_like_save_does():
-    from comparisons.models import Judgment, insert
+def test_good_criteria_pass_validation():
+    ProjectFactory.build(slug="scheme", criteria=["helpfulness", "honesty"]).full_clean()
 
-    assignment = AssignmentFactory()
-    judgment = insert(
-        Judgment(
-            assignment=assignment,
-            project_id=assignment.project_id,
-            comparison_id=assignment.comparison_id,
-            rater_id=assignment.rater_id,
-            choice="a",
-            criteria={"accuracy": "b"},
-            flags=["unsafe"],
-            duration_ms=1200,
-        )
-    )
-    assert judgment.pk is not None and not judgment._state.adding
-    stored = Judgment.objects.get(pk=judgment.pk)
-    assert stored.created_at == judgment.created_at is not None  # auto_now_add ran
-    assert (stored.criteria, stored.flags, stored.duration_ms) == (
-        {"accuracy": "b"},
-        ["unsafe"],
-        1200,
-    )
-    assert stored.counted is True and stored.is_late is False  # the fields' defaults
+
+@pytest.mark.django_db
+def test_the_database_refuses_criteria_that_are_not_a_list():
+    project = ProjectFactory(slug="scheme")
     with pytest.raises(IntegrityError), transaction.atomic():
-        insert(Judgment(assignment=assignment, project_id=assignment.project_id,
-                        comparison_id=assignment.comparison_id, rater_id=assignment.rater_id,
-                        choice="b"))  # fmt: skip
+        Project.objects.filter(pk=project.pk).update(criteria=5)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(criteria={"a": 1})
+    Project.objects.filter(pk=project.pk).update(criteria=["ok"])

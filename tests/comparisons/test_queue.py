@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -486,6 +487,9 @@ def _errors(lease, **answer):
         ),
         ({}, {"choice": "a", "flags": ["boring"]}, "flags"),
         ({}, {"choice": "a", "duration_ms": -5}, "duration_ms"),
+        ({}, {"choice": "a", "duration_ms": 24 * 3600 * 1000 + 1}, "duration_ms"),
+        ({}, {"choice": "a", "rationale": "x" * 10_001}, "rationale"),
+        ({}, {"choice": ""}, "choice"),
     ],
 )
 def test_submit_validates_against_the_scheme(alice, scheme, answer, field):
@@ -493,6 +497,19 @@ def test_submit_validates_against_the_scheme(alice, scheme, answer, field):
     assert field in _errors(lease, **answer)
     lease.refresh_from_db()
     assert lease.status == Assignment.Status.ACTIVE  # nothing changed; the rater can fix it
+
+
+def test_the_rationale_cap_is_a_setting(alice, settings):
+    settings.RATERHUB_RATIONALE_MAX_CHARS = 5
+    project = ProjectFactory(slug="capped")
+    project.raters.add(alice)
+    ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    with pytest.raises(ValidationError) as raised:
+        queue.submit_judgment(lease, choice="a", rationale="123456")
+    assert raised.value.message_dict["rationale"] == ["Keep the rationale to 5 characters (6 now)."]
+    assert not Judgment.objects.exists()
+    assert queue.submit_judgment(lease, choice="a", rationale=" 12345 ").rationale == "12345"
 
 
 def test_submit_reports_every_problem_at_once(alice):
@@ -641,23 +658,66 @@ def test_the_pick_walks_the_partial_index_on_sqlite(project, alice, bob):
 
     if connection.vendor != "sqlite":
         pytest.skip("SQLite's plan; PostgreSQL has its own test")
-    plan = _plan_after_history(project, alice, bob)
+    plan = _plan_after_history(project, alice, bob)["window"]
+    assert "SEARCH c USING INDEX comparison_pick_idx" in plan
     assert "SEARCH seen USING COVERING INDEX" in plan
-    assert "SEARCH w USING INDEX comparison_pick_idx" in plan
     # The only scan is of the pick window's own rows (at most PICK_WINDOW of them).
     scans = [line for line in plan.splitlines() if " SCAN " in f" {line.split(maxsplit=3)[-1]}"]
-    assert scans and all(line.endswith("SCAN top") for line in scans), plan
+    assert scans and all(line.endswith("SCAN w") for line in scans), plan
+
+
+def _assert_the_pick_probes_by_key(plans: dict[str, str]) -> None:
+    # The window comes off the pick index from the top; "never had it" is one index probe by
+    # comparison per window row, never a scan of the rater's history; the row taken is locked
+    # by primary key, candidate by candidate. No statement has a join whose strategy the
+    # planner could choose from statistics.
+    window, lock = plans["window"], plans["lock"]
+    assert "Index Only Scan using comparison_pick_idx" in window, window
+    assert "Index Cond: (comparison_id = w.id)" in window, window
+    assert "Index Scan using comparisons_comparison_pkey on comparisons_comparison c" in lock
+    assert "Index Cond: (id = k.id)" in lock, lock
+    assert "LockRows" in lock, lock
+    for plan in (window, lock):
+        # (A bitmap probe of the assignment index by comparison_id is a probe by key too.)
+        for bad in ("Seq Scan", "Hash", "Merge Join", "Bitmap Heap Scan on comparisons_comp"):
+            assert bad not in plan, plan
 
 
 @pytest.mark.postgres
 def test_the_pick_walks_the_partial_index_on_postgresql(project, alice, bob):
-    plan = _plan_after_history(project, alice, bob)
-    assert "Scan using comparison_pick_idx" in plan  # an index (only) scan, from the top
-    # The "never had it" check is one index probe by comparison per row walked, never a scan
-    # of the rater's history.
-    assert "Index Cond: (comparison_id = c.id)" in plan
-    assert "Seq Scan" not in plan
-    assert "Sort" not in plan
+    _assert_the_pick_probes_by_key(_plan_after_history(project, alice, bob))
+
+
+@pytest.mark.postgres
+def test_right_after_an_import_the_pick_probes_by_key_with_or_without_statistics(
+    project, alice, bob
+):
+    from django.db import connection
+
+    from comparisons.imports import import_comparisons
+
+    lines = (
+        json.dumps({"external_id": f"imp-{i}", "prompt": f"Q{i}?", "responses": [
+            {"model": "m-a", "content": "A"}, {"model": "m-b", "content": "B"}]})
+        for i in range(3000)
+    )  # fmt: skip
+    assert import_comparisons(project, lines).created == 3000
+    for _ in range(30):
+        queue.submit_judgment(queue.next_assignment(alice, project), choice="a")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'comparisons_comparison'::regclass"
+        )
+        assert cursor.fetchone()[0] >= 3000  # the import analyzed what it wrote
+    _assert_the_pick_probes_by_key(queue.explain_pick(alice, project))
+
+    # As if autovacuum had never run: no statistics at all (rolled back with the test).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM pg_statistic WHERE starelid IN "
+            "('comparisons_comparison'::regclass, 'comparisons_assignment'::regclass)"
+        )
+    _assert_the_pick_probes_by_key(queue.explain_pick(alice, project))
 
 
 @pytest.mark.postgres

@@ -153,6 +153,16 @@ def test_a_required_rationale_and_minimum_length_are_enforced(alice_client, leas
     assert Judgment.objects.get().rationale == "long enough, truly"
 
 
+def test_a_rationale_over_the_cap_is_refused_with_its_count(alice_client, lease, settings):
+    settings.RATERHUB_RATIONALE_MAX_CHARS = 50
+    r = alice_client.post(_url(lease), {"choice": "1", "rationale": "y" * 51}, **HTMX)
+    html = r.content.decode()
+    assert r.status_code == 422
+    assert "Keep the rationale to 50 characters (51 now)." in html
+    assert 'maxlength="50"' in html and "51 / 50 characters" in html
+    assert not Judgment.objects.exists()
+
+
 def test_strength_and_criteria_are_required_and_stored_canonically(alice_client, lease, project):
     Project.objects.filter(pk=project.pk).update(
         use_strength=True, criteria=["helpfulness", "honesty"]
@@ -161,7 +171,7 @@ def test_strength_and_criteria_are_required_and_stored_canonically(alice_client,
     r = alice_client.post(_url(lease), {"choice": "1"}, **HTMX)
     html = r.content.decode()
     assert r.status_code == 422
-    assert "Say how much better" in html and "Answer “Helpfulness” too" in html
+    assert "Say how much better" in html and "Answer every criterion: helpfulness, honesty" in html
     r = alice_client.post(
         _url(lease),
         {"choice": "1", "strength": "much", "criterion_0": "2", "criterion_1": "tie"},

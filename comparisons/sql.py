@@ -1,0 +1,153 @@
+"""Every hand-written SQL statement of RaterHub: the queue's candidate reads, and ANALYZE.
+
+Why these are SQL and everything else is the ORM: "the rater never had this comparison" must
+stay a per-row probe of the (comparison, rater) unique index. Written as the ORM writes it, a
+NOT EXISTS becomes an anti-join that PostgreSQL may plan as a hash or rescan of the rater's
+whole history, and which plan it picks depends on statistics that lag a busy rater's history
+(or are missing right after an import: autovacuum may be off). So each statement here:
+  - has no join for the planner to choose a strategy for: the candidates come straight off
+    the pick index (comparison_pick_idx, whose condition and order these repeat), ids only,
+    and the row taken is then locked by primary key (LOCK_FIRST_FREE), and
+  - fences the probe with OFFSET 0 (PostgreSQL cannot flatten a subquery with an OFFSET) and
+    keeps it off the rater_id indexes with a unary + (the same idiom works on SQLite).
+Each statement runs unchanged on PostgreSQL and SQLite. The queue is their only caller, and
+imports call `analyze_comparisons` after a bulk insert.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from comparisons.models import Comparison
+
+# The pick window: the top rows of the pick index that the rater never had, in pick order.
+WINDOW_CANDIDATES = """
+SELECT w.id FROM (
+    SELECT c.id, c.priority, c.judged_count FROM comparisons_comparison c
+    WHERE c.project_id = %s AND c.open_slots > 0 AND c.gold_choice IS NULL
+    ORDER BY c.priority DESC, c.judged_count DESC, c.id
+    LIMIT %s
+) w
+WHERE NOT EXISTS (
+    SELECT 1 FROM comparisons_assignment seen
+    WHERE seen.comparison_id = w.id AND +seen.rater_id = %s
+    LIMIT 1 OFFSET 0
+)
+ORDER BY w.priority DESC, w.judged_count DESC, w.id
+"""
+
+# Never-judged open comparisons of one priority, oldest first (an index range of the pick
+# index: project, priority and judged_count = 0 fixed, in id order).
+UNTOUCHED_CANDIDATES = """
+SELECT c.id FROM comparisons_comparison c
+WHERE c.project_id = %s AND c.open_slots > 0 AND c.gold_choice IS NULL
+    AND c.priority = %s AND c.judged_count = 0
+    AND NOT EXISTS (
+        SELECT 1 FROM comparisons_assignment seen
+        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s
+        LIMIT 1 OFFSET 0
+    )
+ORDER BY c.id
+LIMIT %s
+"""
+
+# The first open comparison in the whole pick order that the rater never had.
+FIRST_OPEN = """
+SELECT c.id FROM comparisons_comparison c
+WHERE c.project_id = %s AND c.open_slots > 0 AND c.gold_choice IS NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM comparisons_assignment seen
+        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s
+        LIMIT 1 OFFSET 0
+    )
+ORDER BY c.priority DESC, c.judged_count DESC, c.id
+LIMIT 1
+"""
+
+# The oldest gold comparison the rater never had (served by comparison_gold_idx).
+FIRST_GOLD = """
+SELECT c.id FROM comparisons_comparison c
+WHERE c.project_id = %s AND c.gold_choice IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM comparisons_assignment seen
+        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s
+        LIMIT 1 OFFSET 0
+    )
+ORDER BY c.id
+LIMIT 1
+"""
+
+
+# The first of the candidates (in their order) that still has an open slot and that no other
+# transaction holds, locked. The lateral subquery carries the lock, so PostgreSQL cannot
+# flatten it into a join: the only plan is a loop over the candidates, each one probe of the
+# primary key, stopping at the first it can lock.
+LOCK_FIRST_FREE = """
+SELECT c.* FROM unnest(%s::bigint[]) WITH ORDINALITY AS k(id, n)
+CROSS JOIN LATERAL (
+    SELECT * FROM comparisons_comparison c
+    WHERE c.id = k.id AND c.open_slots > 0 AND c.gold_choice IS NULL
+    FOR NO KEY UPDATE SKIP LOCKED
+) c
+ORDER BY k.n
+LIMIT 1
+"""
+
+
+def lock_first_free(ids: list[int]) -> Comparison | None:
+    """LOCK_FIRST_FREE on PostgreSQL. SQLite has no row locks: its immediate transactions
+    serialize every queue write, so the first candidate still open is the one."""
+    if not ids:
+        return None
+    if connection.vendor == "postgresql":
+        return next(iter(Comparison.objects.raw(LOCK_FIRST_FREE, [ids])), None)
+    return Comparison.objects.filter(pk=ids[0], open_slots__gt=0).first()
+
+
+def _ids(sql: str, params: list) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def window_candidates(*, project_id: int, rater_id: int, window: int) -> list[int]:
+    return _ids(WINDOW_CANDIDATES, [project_id, window, rater_id])
+
+
+def untouched_candidates(*, project_id: int, rater_id: int, priority: int, limit: int) -> list[int]:
+    return _ids(UNTOUCHED_CANDIDATES, [project_id, priority, rater_id, limit])
+
+
+def first_open(*, project_id: int, rater_id: int) -> int | None:
+    return next(iter(_ids(FIRST_OPEN, [project_id, rater_id])), None)
+
+
+def first_gold(*, project_id: int, rater_id: int) -> int | None:
+    return next(iter(_ids(FIRST_GOLD, [project_id, rater_id])), None)
+
+
+def explain_pick(*, project_id: int, rater_id: int, window: int) -> dict[str, str]:
+    """The database's plans of the fast pick's two statements, run for real (EXPLAIN ANALYZE)
+    on PostgreSQL; the caller rolls back (the lock locks)."""
+    analyze = "EXPLAIN (ANALYZE, BUFFERS) " if connection.vendor == "postgresql" else None
+    explain = analyze or "EXPLAIN QUERY PLAN "
+    ids = window_candidates(project_id=project_id, rater_id=rater_id, window=window)
+    plans = {}
+    with connection.cursor() as cursor:
+        cursor.execute(explain + WINDOW_CANDIDATES, [project_id, window, rater_id])
+        plans["window"] = "\n".join(" ".join(map(str, row)) for row in cursor.fetchall())
+        if analyze:
+            cursor.execute(analyze + LOCK_FIRST_FREE, [ids])
+            plans["lock"] = "\n".join(" ".join(map(str, row)) for row in cursor.fetchall())
+    return plans
+
+
+ANALYZE_COMPARISONS = "ANALYZE comparisons_comparison, comparisons_response"
+
+
+def analyze_comparisons() -> None:
+    """Fresh planner statistics after a bulk import (PostgreSQL; autovacuum would do it within
+    about a minute, where it is on). The pick's plan does not depend on them; other reads do."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(ANALYZE_COMPARISONS)
