@@ -63,6 +63,14 @@ def pytest_configure(config):
     os.makedirs(settings.STATIC_ROOT, exist_ok=True)
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items):
+    # A test with a browser or a live server is slow, whichever file it is in.
+    for item in items:
+        if item.get_closest_marker("browser") or "live_server" in item.fixturenames:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_runtest_setup(item):
     for marker in ("postgres", "redis", "browser"):
         if item.get_closest_marker(marker) is None:

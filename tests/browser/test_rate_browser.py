@@ -9,7 +9,7 @@ from comparisons.models import Judgment
 from tests.browser.conftest import ARTIFACTS, log_in
 from tests.factories import ComparisonFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser]
 
 PANEL_ID = "#panel"
 
