@@ -11,6 +11,7 @@ account joins a lead's project through an invite that its owner accepts signed i
 
 from __future__ import annotations
 
+from allauth.account.forms import ResetPasswordForm
 from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -33,8 +34,6 @@ admin.site.unregister(EmailAddress)
 @admin.action(description="Send a set-password e-mail", permissions=["view"])
 def send_set_password_email(modeladmin, request, queryset):
     """For accounts a lead created: allauth's password-reset mail lets the owner choose one."""
-    from allauth.account.forms import ResetPasswordForm
-
     users = User.objects.manageable_by(request.user).filter(
         pk__in=queryset.values("pk"), is_active=True
     )

@@ -4,6 +4,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
@@ -27,7 +28,7 @@ class UserQuerySet(models.QuerySet):
             return self
         if not user.is_staff:
             return self.none()
-        from comparisons.models import Project
+        from comparisons.models import Project  # comparisons.models refers to User: a cycle
 
         projects = Project.objects.visible_to(user).values("pk")
         raters = Project.raters.through.objects.filter(project__in=projects).values("user_id")
@@ -93,8 +94,6 @@ class User(AbstractUser):
         User.email: a row left with the old address would let whoever holds the old mailbox
         reset the password.
         """
-        from allauth.account.models import EmailAddress
-
         EmailAddress.objects.filter(user=self).exclude(email__iexact=self.email).delete()
 
 

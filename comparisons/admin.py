@@ -34,11 +34,13 @@ from comparisons.exports import OPTIONS, ExportError, create_export_job, validat
 from comparisons.imports import import_comparisons
 from comparisons.models import (
     Assignment,
+    AssignmentStatus,
     Comparison,
     ExportFormat,
     ExportJob,
     Judgment,
     Project,
+    ProjectStatus,
     Response,
     count_for_project,
 )
@@ -126,19 +128,19 @@ def _set_status(queryset: QuerySet[Project], status: str) -> int:
 
 @admin.action(description="Pause selected projects (stop new leases)", permissions=["change"])
 def pause_projects(modeladmin, request, queryset):
-    n = _set_status(queryset, Project.Status.PAUSED)
+    n = _set_status(queryset, ProjectStatus.PAUSED)
     modeladmin.message_user(request, f"Paused {n} project(s).", messages.SUCCESS)
 
 
 @admin.action(description="Resume selected projects", permissions=["change"])
 def resume_projects(modeladmin, request, queryset):
-    n = _set_status(queryset, Project.Status.ACTIVE)
+    n = _set_status(queryset, ProjectStatus.ACTIVE)
     modeladmin.message_user(request, f"Resumed {n} project(s).", messages.SUCCESS)
 
 
 @admin.action(description="Archive selected projects", permissions=["change"])
 def archive_projects(modeladmin, request, queryset):
-    n = _set_status(queryset, Project.Status.ARCHIVED)
+    n = _set_status(queryset, ProjectStatus.ARCHIVED)
     modeladmin.message_user(request, f"Archived {n} project(s).", messages.SUCCESS)
 
 
@@ -274,8 +276,6 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name in ("raters", "leads"):
-            from accounts.models import User
-
             # The autocompletes list UserAdmin's scoped queryset; the form accepts no one
             # else either, or a lead could post the id of another lead's rater.
             kwargs["queryset"] = User.objects.visible_to(request.user)
@@ -582,9 +582,9 @@ class LeaseStateFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         now = timezone.now()
         if self.value() == "live":
-            return queryset.filter(status=Assignment.Status.ACTIVE, expires_at__gt=now)
+            return queryset.filter(status=AssignmentStatus.ACTIVE, expires_at__gt=now)
         if self.value() == "overdue":
-            return queryset.filter(status=Assignment.Status.ACTIVE, expires_at__lte=now)
+            return queryset.filter(status=AssignmentStatus.ACTIVE, expires_at__lte=now)
         return queryset
 
 
@@ -594,7 +594,7 @@ class LeaseStateFilter(admin.SimpleListFilter):
 )
 def release_active_leases(modeladmin, request, queryset):
     pairs = list(
-        queryset.filter(status=Assignment.Status.ACTIVE)
+        queryset.filter(status=AssignmentStatus.ACTIVE)
         .order_by()
         .values_list("rater_id", "project_id")
         .distinct()
@@ -641,7 +641,7 @@ class AssignmentAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Lease left")
     def lease_left(self, obj: Assignment) -> str:
-        if obj.status != Assignment.Status.ACTIVE:
+        if obj.status != AssignmentStatus.ACTIVE:
             return "—"
         seconds = int((obj.expires_at - timezone.now()).total_seconds())
         if seconds <= 0:

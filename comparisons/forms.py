@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from comparisons.models import Assignment, Flag, Project, Strength
+from comparisons.models import Assignment, Flag, Project, RationaleMode, Strength
 
 ON_SCREEN = {"a": "1", "b": "2", "tie": "tie", "both_bad": "both_bad"}
 SHOWN_CHOICES = {
@@ -64,10 +64,10 @@ class JudgmentForm(forms.Form):
         }
         if not project.use_strength:
             del self.fields["strength"]
-        if project.rationale == Project.Rationale.OFF:
+        if project.rationale == RationaleMode.OFF:
             del self.fields["rationale"]
         else:
-            self.fields["rationale"].required = project.rationale == Project.Rationale.REQUIRED
+            self.fields["rationale"].required = project.rationale == RationaleMode.REQUIRED
         self.criteria: list[tuple[str, str]] = []
         for i, name in enumerate(project.criteria or []):
             key = f"criterion_{i}"

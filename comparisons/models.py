@@ -120,17 +120,13 @@ class RationaleMode(models.TextChoices):
 
 
 class Project(models.Model):
-    Status = ProjectStatus
-
-    Rationale = RationaleMode
-
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.CharField(
         max_length=500, blank=True, help_text="One line shown to raters."
     )
     instructions = models.TextField(blank=True, help_text="Markdown shown above the rating form.")
-    status = models.CharField(max_length=16, choices=Status, default=Status.ACTIVE)
+    status = models.CharField(max_length=16, choices=ProjectStatus, default=ProjectStatus.ACTIVE)
 
     overlap = models.PositiveSmallIntegerField(
         default=3, help_text="Distinct raters who judge each comparison."
@@ -152,7 +148,9 @@ class Project(models.Model):
         validators=[validate_criteria],
         help_text='Per-criterion choices, e.g. ["helpfulness", "harmlessness"].',
     )
-    rationale = models.CharField(max_length=16, choices=Rationale, default=Rationale.OPTIONAL)
+    rationale = models.CharField(
+        max_length=16, choices=RationaleMode, default=RationaleMode.OPTIONAL
+    )
     rationale_min_chars = models.PositiveIntegerField(default=0)
 
     # Rater-quality thresholds (metrics flags and the export's quality filter).
@@ -210,7 +208,7 @@ class Project(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status == self.Status.ACTIVE
+        return self.status == ProjectStatus.ACTIVE
 
     def allowed_choices(self) -> list[str]:
         choices = [Choice.A.value, Choice.B.value]
@@ -313,7 +311,7 @@ class Response(models.Model):
 
 class AssignmentQuerySet(models.QuerySet):
     def active(self):
-        return self.filter(status=Assignment.Status.ACTIVE)
+        return self.filter(status=AssignmentStatus.ACTIVE)
 
 
 class AssignmentStatus(models.TextChoices):
@@ -326,14 +324,14 @@ class AssignmentStatus(models.TextChoices):
 class Assignment(models.Model):
     """A lease of one comparison to one rater, and the order in which it was shown."""
 
-    Status = AssignmentStatus
-
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
     rater = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
     )
-    status = models.CharField(max_length=16, choices=Status, default=Status.ACTIVE)
+    status = models.CharField(
+        max_length=16, choices=AssignmentStatus, default=AssignmentStatus.ACTIVE
+    )
     swapped = models.BooleanField(
         default=False, help_text="Shown as B then A (Response 1 is canonical B)."
     )
@@ -462,17 +460,13 @@ class ExportFormat(models.TextChoices):
 
 
 class ExportJob(models.Model):
-    Status = ExportStatus
-
-    Format = ExportFormat
-
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    format = models.CharField(max_length=32, choices=Format)
+    format = models.CharField(max_length=32, choices=ExportFormat)
     options = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=Status, default=Status.QUEUED)
+    status = models.CharField(max_length=16, choices=ExportStatus, default=ExportStatus.QUEUED)
     progress = models.FloatField(default=0.0, help_text="0 to 1.")
     row_count = models.PositiveIntegerField(null=True, blank=True)
     file = models.FileField(upload_to="exports/", blank=True, max_length=500)

@@ -37,11 +37,14 @@ from django.utils import timezone
 from comparisons import sql
 from comparisons.models import (
     Assignment,
+    AssignmentStatus,
     Choice,
     Comparison,
     Flag,
     Judgment,
     Project,
+    ProjectStatus,
+    RationaleMode,
     Strength,
 )
 
@@ -54,10 +57,10 @@ EXACT_ATTEMPTS = 20
 # Time spent on one comparison: a day at most (the page's clock or the lease's age).
 MAX_DURATION_MS = 24 * 3600 * 1000
 
-ACTIVE = Assignment.Status.ACTIVE
-SUBMITTED = Assignment.Status.SUBMITTED
-SKIPPED = Assignment.Status.SKIPPED
-EXPIRED = Assignment.Status.EXPIRED
+ACTIVE = AssignmentStatus.ACTIVE
+SUBMITTED = AssignmentStatus.SUBMITTED
+SKIPPED = AssignmentStatus.SKIPPED
+EXPIRED = AssignmentStatus.EXPIRED
 
 
 class EmptyReason(models.TextChoices):
@@ -93,9 +96,9 @@ def empty_reason(rater, project: Project) -> EmptyReason:
     row = _membership(rater, project)
     if row is None:
         return EmptyReason.NOT_MEMBER
-    if row[0] == Project.Status.PAUSED:
+    if row[0] == ProjectStatus.PAUSED:
         return EmptyReason.PAUSED
-    if row[0] == Project.Status.ARCHIVED:
+    if row[0] == ProjectStatus.ARCHIVED:
         return EmptyReason.ARCHIVED
     return EmptyReason.DONE
 
@@ -142,7 +145,7 @@ def next_assignment(rater, project: Project) -> Assignment | None:
         lease = _live_lease(rater, project, now=now, lease_seconds=lease_seconds)
         if lease is not None:
             return lease
-    if status != Project.Status.ACTIVE:
+    if status != ProjectStatus.ACTIVE:
         return None
 
     lease = _lease_new(
@@ -513,7 +516,7 @@ def check_answer(
     longest = settings.RATERHUB_RATIONALE_MAX_CHARS
     if not isinstance(rationale, str):
         errors["rationale"] = ["The rationale must be text."]
-    elif project.rationale == Project.Rationale.OFF:
+    elif project.rationale == RationaleMode.OFF:
         if rationale:
             errors["rationale"] = ["This project does not collect a rationale."]
     elif len(rationale) > longest:
@@ -521,7 +524,7 @@ def check_answer(
             f"Keep the rationale to {longest:,} characters ({len(rationale):,} now)."
         ]
     else:
-        required = project.rationale == Project.Rationale.REQUIRED
+        required = project.rationale == RationaleMode.REQUIRED
         minimum = max(project.rationale_min_chars, 1 if required else 0)
         if (required or rationale) and len(rationale) < minimum:
             errors["rationale"] = [

@@ -11,7 +11,7 @@ from celery import shared_task
 
 from comparisons.exports import requeue_stalled_exports, run_export_job
 from comparisons.metrics import compute_snapshot, needs_recompute
-from comparisons.models import Project
+from comparisons.models import Project, ProjectStatus
 from comparisons.queue import reclaim_expired
 
 
@@ -42,7 +42,7 @@ def recompute_metrics(project_id: int) -> int | None:
 def recompute_active_metrics() -> int:
     """Beat entry: queue a recompute for each active project with something new to show."""
     queued = 0
-    for project in Project.objects.filter(status=Project.Status.ACTIVE):
+    for project in Project.objects.filter(status=ProjectStatus.ACTIVE):
         if needs_recompute(project):
             recompute_metrics.delay(project.pk)
             queued += 1

@@ -24,9 +24,11 @@ from comparisons import metrics, queue, rendering
 from comparisons.forms import JudgmentForm
 from comparisons.models import (
     Assignment,
+    AssignmentStatus,
     Comparison,
     Judgment,
     Project,
+    ProjectStatus,
     Response,
     count_for_project,
     made_today,
@@ -80,7 +82,7 @@ def rate_index(request: HttpRequest) -> HttpResponse:
     mine = Judgment.objects.filter(project=OuterRef("pk"), rater=user)
     projects = list(
         Project.objects.rateable_by(user)
-        .exclude(status=Project.Status.ARCHIVED)
+        .exclude(status=ProjectStatus.ARCHIVED)
         .annotate(
             done_total=count_for_project(mine),
             done_today=count_for_project(mine.filter(made_today())),
@@ -95,7 +97,7 @@ def rate_index(request: HttpRequest) -> HttpResponse:
         )
     )  # fmt: skip
     for p in projects:
-        if p.status == Project.Status.PAUSED:
+        if p.status == ProjectStatus.PAUSED:
             p.rater_status = "paused"
         elif p.left or p.has_lease:
             p.rater_status = "active"
@@ -204,7 +206,7 @@ def _duration_ms(request: HttpRequest, assignment: Assignment) -> int:
 def rate_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     assignment = _get_assignment_for_rater(request, slug, pk)
     project = assignment.project
-    if assignment.status == Assignment.Status.SKIPPED:
+    if assignment.status == AssignmentStatus.SKIPPED:
         # Skipped here or released by a lead: nothing to record; move on and say so.
         return _next_panel(request, project, notice=NOT_RECORDED_NOTICE)
     form = JudgmentForm(request.POST, project=project)

@@ -11,7 +11,7 @@ import factory
 from django.utils import timezone
 
 from accounts.models import User
-from comparisons.models import Assignment, Comparison, Judgment, Project, Response
+from comparisons.models import Assignment, AssignmentStatus, Comparison, Judgment, Project, Response
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -86,7 +86,7 @@ class JudgmentFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Judgment
 
-    assignment = factory.SubFactory(AssignmentFactory, status=Assignment.Status.SUBMITTED)
+    assignment = factory.SubFactory(AssignmentFactory, status=AssignmentStatus.SUBMITTED)
     project = factory.LazyAttribute(lambda o: o.assignment.project)
     comparison = factory.LazyAttribute(lambda o: o.assignment.comparison)
     rater = factory.LazyAttribute(lambda o: o.assignment.rater)
@@ -138,7 +138,7 @@ def bulk_comparisons(
                 project=project,
                 comparison=c,
                 rater=rater,
-                status=Assignment.Status.SUBMITTED,
+                status=AssignmentStatus.SUBMITTED,
                 swapped=bool((i + k) % 2),
                 leased_at=now,
                 expires_at=now + timedelta(seconds=project.lease_seconds),

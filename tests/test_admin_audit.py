@@ -24,7 +24,7 @@ from django.db.models import Model
 from django.urls import reverse
 
 from accounts.models import LEADS_GROUP, Invite
-from comparisons.models import Assignment, ExportJob
+from comparisons.models import AssignmentStatus, ExportJob
 from tests.factories import (
     AssignmentFactory,
     ComparisonFactory,
@@ -157,4 +157,4 @@ def test_the_audit_knows_the_registry():
 
 def test_the_world_has_a_live_lease_to_release(world):
     # Without an active lease, release_active_leases would change nothing even when allowed.
-    assert world["assignment"].status == Assignment.Status.ACTIVE
+    assert world["assignment"].status == AssignmentStatus.ACTIVE

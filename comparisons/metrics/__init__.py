@@ -72,7 +72,14 @@ from comparisons.metrics.raters import (
     rater_table,
 )
 from comparisons.metrics.stats import ratio, wilson_interval
-from comparisons.models import Assignment, Comparison, Judgment, MetricsSnapshot, Project
+from comparisons.models import (
+    Assignment,
+    AssignmentStatus,
+    Comparison,
+    Judgment,
+    MetricsSnapshot,
+    Project,
+)
 
 SNAPSHOTS_KEPT = 50
 
@@ -117,7 +124,7 @@ def rater_quality(project: Project) -> list[dict]:
 
 def _rater_table(project: Project, j: Judgments, lengths: np.ndarray) -> list[dict]:
     skips = dict(
-        Assignment.objects.filter(project=project, status=Assignment.Status.SKIPPED)
+        Assignment.objects.filter(project=project, status=AssignmentStatus.SKIPPED)
         .order_by()
         .values_list("rater_id")
         .annotate(n=Count("id"))

@@ -18,7 +18,7 @@ from accounts.models import Invite
 from comparisons import queue
 from comparisons.exports import create_export_job, run_export_job
 from comparisons.metrics import compute_snapshot
-from comparisons.models import ExportJob
+from comparisons.models import ExportJob, ExportStatus
 from tests.browser.conftest import log_in
 from tests.factories import ComparisonFactory
 from tests.security_headers import header_problems
@@ -67,9 +67,9 @@ def data(project, alice, bob, charlie, lead, lead_permissions, settings, tmp_pat
     done = run_export_job(
         create_export_job(project=project, format="trl", requested_by=lead, options={}).pk
     )
-    assert done.status == ExportJob.Status.SUCCEEDED
+    assert done.status == ExportStatus.SUCCEEDED
     # A running job: its progress cell polls with htmx, so the export list runs htmx in the admin.
-    ExportJob.objects.create(project=project, format="judgments", status=ExportJob.Status.RUNNING)
+    ExportJob.objects.create(project=project, format="judgments", status=ExportStatus.RUNNING)
     _, token = Invite.issue(email="newcomer@example.com", invited_by=lead)
     return {"project": project, "comparison": comparisons[0], "job": done, "token": token}
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from comparisons.models import Assignment, Comparison, Judgment, Project
+from comparisons.models import AssignmentStatus, Comparison, Judgment, Project
 from tests.factories import (
     AssignmentFactory,
     ComparisonFactory,
@@ -272,9 +272,9 @@ def test_release_active_leases_action(client, lead, project, alice, bob):
     mine.refresh_from_db()
     bobs.refresh_from_db()
     c1.refresh_from_db()
-    assert mine.status != Assignment.Status.ACTIVE
+    assert mine.status != AssignmentStatus.ACTIVE
     assert c1.open_slots == 3  # the slot went back to the queue
-    assert bobs.status == Assignment.Status.ACTIVE  # other raters keep theirs
+    assert bobs.status == AssignmentStatus.ACTIVE  # other raters keep theirs
 
 
 def test_a_lead_cannot_release_leases_in_another_leads_project(client, lead, other_project, alice):
@@ -282,7 +282,7 @@ def test_a_lead_cannot_release_leases_in_another_leads_project(client, lead, oth
     client.force_login(lead)
     client.post(ASSIGNMENTS, {"action": "release_active_leases", "_selected_action": [theirs.pk]})
     theirs.refresh_from_db()
-    assert theirs.status == Assignment.Status.ACTIVE
+    assert theirs.status == AssignmentStatus.ACTIVE
 
 
 def test_assignment_and_judgment_pages_redirect_raters(client, alice, project):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from comparisons.models import Comparison, Project
+from comparisons.models import Comparison, Project, ProjectStatus
 from tests.factories import ComparisonFactory, LeadFactory, ProjectFactory, UserFactory
 
 CHANGELIST = "/admin/comparisons/project/"
@@ -110,9 +110,9 @@ def test_progress_counts_fully_judged_regular_comparisons_and_judgments(client, 
 @pytest.mark.parametrize(
     ("action", "start", "end"),
     [
-        ("pause_projects", Project.Status.ACTIVE, Project.Status.PAUSED),
-        ("resume_projects", Project.Status.PAUSED, Project.Status.ACTIVE),
-        ("archive_projects", Project.Status.ACTIVE, Project.Status.ARCHIVED),
+        ("pause_projects", ProjectStatus.ACTIVE, ProjectStatus.PAUSED),
+        ("resume_projects", ProjectStatus.PAUSED, ProjectStatus.ACTIVE),
+        ("archive_projects", ProjectStatus.ACTIVE, ProjectStatus.ARCHIVED),
     ],
 )
 def test_status_actions(client, lead, project, action, start, end):
@@ -132,8 +132,8 @@ def test_status_actions_ignore_projects_a_lead_does_not_lead(client, lead, proje
     )
     project.refresh_from_db()
     other_project.refresh_from_db()
-    assert project.status == Project.Status.PAUSED
-    assert other_project.status == Project.Status.ACTIVE
+    assert project.status == ProjectStatus.PAUSED
+    assert other_project.status == ProjectStatus.ACTIVE
 
 
 def test_a_lead_who_creates_a_project_leads_it(client, lead):

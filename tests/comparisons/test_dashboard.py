@@ -10,7 +10,9 @@ from django.urls import reverse
 
 from comparisons import metrics
 from comparisons.dashboard import sort_raters
-from comparisons.models import MetricsSnapshot
+from comparisons.models import (
+    MetricsSnapshot,
+)
 from tests.factories import LeadFactory, ProjectFactory, UserFactory, bulk_comparisons
 
 

@@ -13,7 +13,13 @@ from django.utils import timezone
 from scipy import stats
 
 from comparisons import metrics
-from comparisons.models import Assignment, Judgment, MetricsSnapshot, Project
+from comparisons.models import (
+    AssignmentStatus,
+    Judgment,
+    MetricsSnapshot,
+    Project,
+    ProjectStatus,
+)
 from comparisons.tasks import recompute_active_metrics, recompute_metrics
 from tests.factories import (
     AssignmentFactory,
@@ -236,7 +242,7 @@ def test_times_rates_and_skips(project, alice):
     for seconds, choice in [(3, "a"), (9, "tie"), (5, "both_bad"), (7, "b")]:
         judge(ComparisonFactory(project=project), alice, choice, duration_ms=seconds * 1000)
     judge(ComparisonFactory(project=project), alice, "a", duration_ms=None)
-    AssignmentFactory(project=project, rater=alice, status=Assignment.Status.SKIPPED)
+    AssignmentFactory(project=project, rater=alice, status=AssignmentStatus.SKIPPED)
     row = metrics.rater_scores(project)[alice.pk]
     assert row["judgments"] == 5
     assert row["median_seconds"] == 6.0  # of the four known times
@@ -447,7 +453,7 @@ def test_old_snapshots_are_pruned(project, monkeypatch):
 
 
 def test_recompute_task_and_schedule(project, alice):
-    other = ProjectFactory(slug="paused-one", status=Project.Status.PAUSED)
+    other = ProjectFactory(slug="paused-one", status=ProjectStatus.PAUSED)
     judge(ComparisonFactory(project=project), alice, "a")
     snapshot_id = recompute_metrics(project.pk)
     assert MetricsSnapshot.objects.get(pk=snapshot_id).project == project

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from comparisons.models import Assignment, Comparison, Project
+from comparisons.models import Assignment, AssignmentStatus, Comparison, Project
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory, ProjectFactory
 
 
@@ -46,7 +46,7 @@ def test_enumerations_are_checked_by_the_database():
 @pytest.mark.django_db
 def test_one_assignment_per_rater_and_comparison(alice):
     comparison = ComparisonFactory()
-    AssignmentFactory(comparison=comparison, rater=alice, status=Assignment.Status.SKIPPED)
+    AssignmentFactory(comparison=comparison, rater=alice, status=AssignmentStatus.SKIPPED)
     assert _violates(lambda: AssignmentFactory(comparison=comparison, rater=alice))
 
 
@@ -58,7 +58,7 @@ def test_one_active_lease_per_rater_and_project(alice):
         lambda: AssignmentFactory(comparison=ComparisonFactory(project=project), rater=alice)
     )
     # A finished lease does not block the next one.
-    Assignment.objects.filter(rater=alice).update(status=Assignment.Status.SUBMITTED)
+    Assignment.objects.filter(rater=alice).update(status=AssignmentStatus.SUBMITTED)
     assert not _violates(
         lambda: AssignmentFactory(comparison=ComparisonFactory(project=project), rater=alice)
     )

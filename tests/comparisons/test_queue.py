@@ -12,7 +12,14 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from comparisons import queue
-from comparisons.models import Assignment, Comparison, Judgment, Project
+from comparisons.models import (
+    Assignment,
+    AssignmentStatus,
+    Comparison,
+    Judgment,
+    Project,
+    ProjectStatus,
+)
 from comparisons.tasks import reclaim_expired_leases
 from tests.factories import ComparisonFactory, ProjectFactory, UserFactory, bulk_comparisons
 
@@ -50,7 +57,7 @@ def test_it_leases_a_comparison_and_takes_a_slot(project, alice):
     lease = queue.next_assignment(alice, project)
     assert lease.comparison == c
     assert lease.rater == alice
-    assert lease.status == Assignment.Status.ACTIVE
+    assert lease.status == AssignmentStatus.ACTIVE
     assert lease.expires_at == lease.leased_at + timedelta(seconds=project.lease_seconds)
     c.refresh_from_db()
     assert (c.open_slots, c.lease_count, c.judged_count) == (2, 1, 0)
@@ -116,15 +123,15 @@ def test_it_returns_none_with_the_reason(project, alice):
     assert queue.next_assignment(outsider, project) is None
     assert queue.empty_reason(outsider, project) == "not_member"
 
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+    Project.objects.filter(pk=project.pk).update(status=ProjectStatus.PAUSED)
     assert queue.next_assignment(alice, project) is None
     assert queue.empty_reason(alice, project) == "paused"
 
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.ARCHIVED)
+    Project.objects.filter(pk=project.pk).update(status=ProjectStatus.ARCHIVED)
     assert queue.next_assignment(alice, project) is None
     assert queue.empty_reason(alice, project) == "archived"
 
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.ACTIVE)
+    Project.objects.filter(pk=project.pk).update(status=ProjectStatus.ACTIVE)
     assert queue.next_assignment(alice, project) is not None
 
 
@@ -132,8 +139,8 @@ def test_pausing_stops_new_leases_but_work_in_hand_can_be_finished(project, alic
     make_comparisons(project, 3)
     lease = queue.next_assignment(alice, project)
     # The caller's instance is stale on purpose: pausing must take effect at once.
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
-    assert project.status == Project.Status.ACTIVE
+    Project.objects.filter(pk=project.pk).update(status=ProjectStatus.PAUSED)
+    assert project.status == ProjectStatus.ACTIVE
 
     assert queue.next_assignment(bob, project) is None
     assert queue.empty_reason(bob, project) == "paused"
@@ -201,7 +208,7 @@ def test_an_expired_lease_goes_to_the_next_rater_who_picks(alice, bob):
         taken = queue.next_assignment(bob, project)
     assert taken.comparison == c
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.EXPIRED
+    assert lease.status == AssignmentStatus.EXPIRED
     assert lease.finished_at is not None
     # alice had it once; she is not offered it again.
     assert queue.next_assignment(alice, project) is None
@@ -233,7 +240,7 @@ def test_renew_lease_extends_an_active_lease_only(project, alice):
         assert queue.reclaim_expired(project=project) == 1
         assert queue.renew_lease(lease) is False
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.EXPIRED
+    assert lease.status == AssignmentStatus.EXPIRED
     assert_counters_exact(project)
 
 
@@ -251,7 +258,7 @@ def test_reclaim_expired_frees_slots_in_every_project(alice, bob):
         assert queue.reclaim_expired() == 0
     for lease in leases:
         lease.refresh_from_db()
-        assert lease.status == Assignment.Status.EXPIRED
+        assert lease.status == AssignmentStatus.EXPIRED
     assert_counters_exact(p1)
     assert_counters_exact(p2)
 
@@ -281,7 +288,7 @@ def test_the_beat_entry_for_reclaims_runs_a_task_that_frees_expired_leases(proje
     assert task.apply().get() == 1
 
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.EXPIRED
+    assert lease.status == AssignmentStatus.EXPIRED
     c.refresh_from_db()
     assert c.open_slots == project.overlap
     assert_counters_exact(project)
@@ -339,10 +346,10 @@ def test_release_leases_frees_a_raters_leases(project, alice, bob):
 
     assert queue.release_leases(rater=alice, project=project) == 1
     mine.refresh_from_db()
-    assert mine.status == Assignment.Status.SKIPPED
+    assert mine.status == AssignmentStatus.SKIPPED
     assert mine.skip_reason == queue.RELEASED_REASON
     elsewhere.refresh_from_db()
-    assert elsewhere.status == Assignment.Status.ACTIVE
+    assert elsewhere.status == AssignmentStatus.ACTIVE
     with pytest.raises(ValidationError) as err:
         queue.submit_judgment(mine, choice="a")
     assert "released" in str(err.value.message_dict[NON_FIELD_ERRORS])
@@ -401,7 +408,7 @@ def test_submit_stores_the_canonical_choice_and_copies_the_lease(project, alice,
     assert judgment.duration_ms == 4200
     assert not judgment.is_gold
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.SUBMITTED
+    assert lease.status == AssignmentStatus.SUBMITTED
     assert lease.finished_at is not None
     c.refresh_from_db()
     assert (c.open_slots, c.judged_count) == (1, 1)
@@ -430,7 +437,7 @@ def test_submit_refuses_another_raters_assignment(project, alice, bob):
         queue.skip_assignment(lease, rater=bob)
     assert not Judgment.objects.exists()
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.ACTIVE
+    assert lease.status == AssignmentStatus.ACTIVE
 
 
 def _scheme_project(alice, **scheme):
@@ -496,7 +503,7 @@ def test_submit_validates_against_the_scheme(alice, scheme, answer, field):
     _, lease = _scheme_project(alice, **scheme)
     assert field in _errors(lease, **answer)
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.ACTIVE  # nothing changed; the rater can fix it
+    assert lease.status == AssignmentStatus.ACTIVE  # nothing changed; the rater can fix it
 
 
 def test_the_rationale_cap_is_a_setting(alice, settings):
@@ -565,7 +572,7 @@ def test_skip_frees_the_slot_and_keeps_the_reason(project, alice, bob):
     lease = queue.next_assignment(alice, project)
     queue.skip_assignment(lease, "Not my language", rater=alice)
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.SKIPPED
+    assert lease.status == AssignmentStatus.SKIPPED
     assert lease.skip_reason == "Not my language"
     c.refresh_from_db()
     assert c.open_slots == 3
@@ -640,7 +647,7 @@ def _plan_after_history(project, rater, other) -> str:
             project=project,
             comparison=c,
             rater=other,
-            status=Assignment.Status.SUBMITTED,
+            status=AssignmentStatus.SUBMITTED,
             leased_at=now,
             expires_at=now,
         )

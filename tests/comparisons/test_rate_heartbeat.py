@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from comparisons import queue
-from comparisons.models import Assignment
+from comparisons.models import Assignment, AssignmentStatus
 from tests.comparisons._rate_helpers import PAGE_BUDGET
 from tests.factories import ComparisonFactory, bulk_comparisons
 
@@ -42,7 +42,7 @@ def test_it_answers_409_when_the_lease_is_gone(client, alice, lease, project):
         queue.reclaim_expired(project=project)
         r = client.post(_url(lease))
     assert r.status_code == 409 and r.json()["renewed"] is False
-    assert Assignment.objects.get(pk=lease.pk).status == Assignment.Status.EXPIRED
+    assert Assignment.objects.get(pk=lease.pk).status == AssignmentStatus.EXPIRED
 
 
 def test_another_raters_lease_is_a_404(client, bob, lease):

@@ -7,7 +7,7 @@ import re
 from django.test import Client
 
 from comparisons import queue
-from comparisons.models import Project
+from comparisons.models import ProjectStatus
 from tests.comparisons._rate_helpers import PAGE_BUDGET
 from tests.factories import ComparisonFactory, JudgmentFactory, ProjectFactory, bulk_comparisons
 
@@ -36,7 +36,7 @@ def test_it_lists_projects_with_progress_and_status(alice_client, alice, bob, pr
     JudgmentFactory(
         assignment__comparison=ComparisonFactory(project=project), assignment__rater=bob
     )
-    paused = ProjectFactory(slug="paused", name="Paused one", status=Project.Status.PAUSED)
+    paused = ProjectFactory(slug="paused", name="Paused one", status=ProjectStatus.PAUSED)
     paused.raters.add(alice)
     finished = ProjectFactory(slug="finished", name="Finished one", description="All judged")
     finished.raters.add(alice)

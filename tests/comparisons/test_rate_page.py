@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from comparisons.models import Assignment, Project
+from comparisons.models import Assignment, Project, ProjectStatus, RationaleMode
 from tests.comparisons._rate_helpers import PAGE_BUDGET
 from tests.factories import ComparisonFactory, ProjectFactory, bulk_comparisons
 
@@ -90,7 +90,7 @@ def test_it_shows_the_done_state(alice_client, project):
 
 def test_it_shows_the_paused_state_without_leasing(alice_client, project):
     ComparisonFactory(project=project)
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+    Project.objects.filter(pk=project.pk).update(status=ProjectStatus.PAUSED)
     html = alice_client.get(URL).content.decode()
     assert "This project is paused" in html
     assert 'id="judgment-form"' not in html
@@ -101,7 +101,7 @@ def test_a_paused_project_still_shows_the_work_in_hand(alice_client, project):
     ComparisonFactory(project=project)
     alice_client.get(URL)
     lease = Assignment.objects.get()
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+    Project.objects.filter(pk=project.pk).update(status=ProjectStatus.PAUSED)
     html = alice_client.get(URL).content.decode()
     assert f'data-assignment="{lease.pk}"' in html
     assert 'id="judgment-form"' in html
@@ -110,7 +110,7 @@ def test_a_paused_project_still_shows_the_work_in_hand(alice_client, project):
 
 def test_it_shows_the_archived_state(alice_client, project):
     ComparisonFactory(project=project)
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.ARCHIVED)
+    Project.objects.filter(pk=project.pk).update(status=ProjectStatus.ARCHIVED)
     html = alice_client.get(URL).content.decode()
     assert "This project is closed" in html
     assert not Assignment.objects.exists()
@@ -123,7 +123,7 @@ def test_the_form_follows_the_projects_scheme(alice_client, db, alice):
         allow_both_bad=True,
         use_strength=True,
         criteria=["helpfulness", "harmlessness"],
-        rationale=Project.Rationale.REQUIRED,
+        rationale=RationaleMode.REQUIRED,
         rationale_min_chars=20,
     )
     p.raters.add(alice)
@@ -138,7 +138,7 @@ def test_the_form_follows_the_projects_scheme(alice_client, db, alice):
 
 
 def test_the_rationale_box_is_absent_when_off(alice_client, project):
-    Project.objects.filter(pk=project.pk).update(rationale=Project.Rationale.OFF)
+    Project.objects.filter(pk=project.pk).update(rationale=RationaleMode.OFF)
     ComparisonFactory(project=project)
     assert "<textarea" not in alice_client.get(URL).content.decode()
 
@@ -183,7 +183,7 @@ def test_it_runs_a_constant_number_of_queries(
         alice_client.get(URL)
     bulk_comparisons(project, 1000)
     if state == "done":
-        Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+        Project.objects.filter(pk=project.pk).update(status=ProjectStatus.PAUSED)
         with django_assert_max_data_queries(PAGE_BUDGET) as few:
             alice_client.get(URL)
         bulk_comparisons(project, 1000)

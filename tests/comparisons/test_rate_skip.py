@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from comparisons import queue
-from comparisons.models import Assignment, Comparison
+from comparisons.models import Assignment, AssignmentStatus, Comparison
 from tests.comparisons._rate_helpers import ACTION_BUDGET
 from tests.factories import ComparisonFactory, bulk_comparisons
 
@@ -28,7 +28,7 @@ def test_it_skips_with_the_reason_and_frees_the_slot(alice_client, lease, projec
     r = alice_client.post(_url(lease), {"reason": "Outside my expertise"})
     assert r.status_code == 302 and r["Location"] == "/rate/demo-test/"
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.SKIPPED
+    assert lease.status == AssignmentStatus.SKIPPED
     assert lease.skip_reason == "Outside my expertise"
     assert Comparison.objects.get(pk=lease.comparison_id).open_slots == before + 1
 
@@ -36,7 +36,7 @@ def test_it_skips_with_the_reason_and_frees_the_slot(alice_client, lease, projec
 def test_htmx_gets_the_next_panel_and_never_the_skipped_one_again(alice_client, lease):
     r = alice_client.post(_url(lease), {"reason": ""}, **HTMX)
     html = r.content.decode()
-    nxt = Assignment.objects.get(status=Assignment.Status.ACTIVE)
+    nxt = Assignment.objects.get(status=AssignmentStatus.ACTIVE)
     assert nxt.comparison_id != lease.comparison_id
     assert f'data-assignment="{nxt.pk}"' in html and "Skipped" in html
     assert r["HX-Push-Url"] == f"/rate/demo-test/?a={nxt.pk}"
@@ -49,7 +49,7 @@ def test_a_double_skip_is_harmless(alice_client, lease):
     alice_client.post(_url(lease), {"reason": "x"}, **HTMX)
     r = alice_client.post(_url(lease), {"reason": "x"}, **HTMX)
     assert r.status_code == 200
-    assert Assignment.objects.filter(status=Assignment.Status.SKIPPED).count() == 1
+    assert Assignment.objects.filter(status=AssignmentStatus.SKIPPED).count() == 1
 
 
 def test_skipping_after_submitting_changes_nothing(alice_client, lease):
@@ -57,14 +57,14 @@ def test_skipping_after_submitting_changes_nothing(alice_client, lease):
     r = alice_client.post(_url(lease), {"reason": "x"}, **HTMX)
     assert r.status_code == 200
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.SUBMITTED
+    assert lease.status == AssignmentStatus.SUBMITTED
 
 
 def test_another_raters_assignment_is_a_404(client, bob, lease):
     client.force_login(bob)
     assert client.post(_url(lease), {}).status_code == 404
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.ACTIVE
+    assert lease.status == AssignmentStatus.ACTIVE
 
 
 def test_anonymous_and_get_are_refused(client, alice, lease):
@@ -72,7 +72,7 @@ def test_anonymous_and_get_are_refused(client, alice, lease):
     client.force_login(alice)
     assert client.get(_url(lease)).status_code == 405
     lease.refresh_from_db()
-    assert lease.status == Assignment.Status.ACTIVE
+    assert lease.status == AssignmentStatus.ACTIVE
 
 
 def test_it_runs_a_constant_number_of_queries(

@@ -11,7 +11,15 @@ from django.test import Client
 from django.utils import timezone
 
 from comparisons import queue
-from comparisons.models import Assignment, Comparison, Judgment, Project
+from comparisons.models import (
+    Assignment,
+    AssignmentStatus,
+    Comparison,
+    Judgment,
+    Project,
+    ProjectStatus,
+    RationaleMode,
+)
 from tests.comparisons._rate_helpers import ACTION_BUDGET
 from tests.factories import ComparisonFactory, ProjectFactory, bulk_comparisons
 
@@ -35,7 +43,7 @@ def test_it_records_the_canonical_choice_and_redirects_without_htmx(alice_client
     j = Judgment.objects.get()
     assert (j.choice, j.rationale, j.counted, j.is_late) == ("a", "Clearer.", True, False)
     assert j.assignment == lease
-    assert Assignment.objects.get(pk=lease.pk).status == Assignment.Status.SUBMITTED
+    assert Assignment.objects.get(pk=lease.pk).status == AssignmentStatus.SUBMITTED
 
 
 def test_it_maps_the_on_screen_choice_through_the_display_order(alice_client, lease):
@@ -56,7 +64,7 @@ def test_htmx_gets_the_next_panel_and_a_new_url(alice_client, lease):
     html = r.content.decode()
     assert html.lstrip().startswith('<section id="panel"')  # the partial, not the page
     assert "<html" not in html
-    nxt = Assignment.objects.get(status=Assignment.Status.ACTIVE)
+    nxt = Assignment.objects.get(status=AssignmentStatus.ACTIVE)
     assert nxt.pk != lease.pk
     assert f'data-assignment="{nxt.pk}"' in html
     assert r["HX-Push-Url"] == f"/rate/demo-test/?a={nxt.pk}"
@@ -79,7 +87,7 @@ def test_a_double_submit_records_one_judgment(alice_client, lease):
     assert Judgment.objects.count() == 1
     assert Judgment.objects.get().choice == "a"
     # The retry shows the same next comparison, not yet another lease.
-    assert Assignment.objects.filter(status=Assignment.Status.ACTIVE).count() == 1
+    assert Assignment.objects.filter(status=AssignmentStatus.ACTIVE).count() == 1
 
 
 def test_another_raters_assignment_is_a_404(client, bob, lease):
@@ -142,7 +150,7 @@ def test_validation_errors_without_htmx_render_the_whole_page(alice_client, leas
 
 def test_a_required_rationale_and_minimum_length_are_enforced(alice_client, lease, project):
     Project.objects.filter(pk=project.pk).update(
-        rationale=Project.Rationale.REQUIRED, rationale_min_chars=15
+        rationale=RationaleMode.REQUIRED, rationale_min_chars=15
     )
     r = alice_client.post(_url(lease), {"choice": "1"}, **HTMX)
     assert r.status_code == 422 and "asks for a rationale" in r.content.decode()
@@ -246,7 +254,7 @@ def test_submitting_a_skipped_assignment_records_nothing(alice_client, lease):
 
 
 def test_a_pause_while_rating_shows_the_paused_state_after_submit(alice_client, lease, project):
-    Project.objects.filter(pk=project.pk).update(status=Project.Status.PAUSED)
+    Project.objects.filter(pk=project.pk).update(status=ProjectStatus.PAUSED)
     r = alice_client.post(_url(lease), {"choice": "1"}, **HTMX)
     assert Judgment.objects.count() == 1  # the answer in hand is never lost
     assert "This project is paused" in r.content.decode()

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import LEADS_GROUP
 from comparisons.imports import import_comparisons
-from comparisons.models import Comparison, Project, Response
+from comparisons.models import Comparison, Project, RationaleMode, Response
 from comparisons.rendering import render_markdown
 from fixtures import make_demo
 from tests.factories import ProjectFactory
@@ -64,7 +64,7 @@ def test_it_creates_the_demo_project_lead_raters_and_comparisons(debug_on, capsy
     assert project.gold_rate == 0.05
     assert project.allow_tie and project.allow_both_bad and project.use_strength
     assert project.criteria == ["helpfulness", "harmlessness", "honesty"]
-    assert project.rationale == Project.Rationale.OPTIONAL
+    assert project.rationale == RationaleMode.OPTIONAL
     assert "**two candidate replies**" in project.instructions
 
     lead = get_user_model().objects.get(email="lead@example.com")

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from accounts.models import LEADS_GROUP
 from comparisons.imports import import_comparisons
-from comparisons.models import Project
+from comparisons.models import Project, RationaleMode
 
 DEMO_PASSWORD = "raterhub-demo"
 DEMO_SLUG = "demo"
@@ -115,7 +115,7 @@ class Command(BaseCommand):
                     "allow_both_bad": True,
                     "use_strength": True,
                     "criteria": ["helpfulness", "harmlessness", "honesty"],
-                    "rationale": Project.Rationale.OPTIONAL,
+                    "rationale": RationaleMode.OPTIONAL,
                     "created_by": lead,
                 },
             )
