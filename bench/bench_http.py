@@ -8,7 +8,10 @@ then 4 and 16 concurrent raters, each with their own logged-in session, loop for
 BENCH_HTTP_SECONDS: load the page once, then submit by htmx again and again (every submit's
 response is the next comparison's panel), reloading the full page every RELOAD_EVERY submits.
 Reported: judgments per second, p50/p95 of the page load and of the submit round trip, errors.
-Once, at the smallest size: page weight (HTML, CSS, JS; bytes on the wire with gzip, and
+First, on the brand-new database, the minute after a real import: the queue benchmark's
+fresh project (FRESH_COMPARISONS imported through `import_comparisons`, no manual ANALYZE), one
+rater looping through HTTP for FRESH_SECONDS (BENCH_HTTP_FRESH_SECONDS, default 60), then again
+with the statistics deleted. Once, at the smallest size: page weight (HTML, CSS, JS; bytes on the wire with gzip, and
 uncompressed) and time to first contentful paint in headless Chromium.
 
 Runs in a child process against its own database (BENCH_HTTP_DATABASE_URL, default
@@ -103,6 +106,7 @@ def _child() -> None:
         "cpus": os.cpu_count(),
         "sizes": {},
     }
+    results["fresh_import"] = _fresh_import()
     for n in SIZES:
         project, seed_seconds = _seed(n)
         # A new dataset (ids restart): nothing rendered for the last one may be served.
@@ -122,6 +126,33 @@ def _child() -> None:
     _goals(results)
     _print_table(results)
     common.write_results("http", results)
+
+
+FRESH_SECONDS = float(os.environ.get("BENCH_HTTP_FRESH_SECONDS", "60"))
+
+
+def _fresh_import() -> dict:
+    from django.test import Client
+
+    from bench.bench_queue import import_fresh_project, wipe_statistics
+
+    project, rater, import_seconds = import_fresh_project()
+    client = Client()
+    client.force_login(rater)
+    session = client.cookies["sessionid"].value
+    out: dict = {"comparisons": project.comparisons.count(), "import_seconds": import_seconds}
+    with _gunicorn() as base:
+        out["after_import"] = _run(base, project.slug, [session], seconds=FRESH_SECONDS)
+        wipe_statistics()
+        out["statistics_wiped"] = _run(base, project.slug, [session], seconds=FRESH_SECONDS / 3)
+    for key in ("after_import", "statistics_wiped"):
+        r = out[key]
+        print(
+            f"fresh import, {key}: one rater {r['judgments_per_second']} judgments/s, "
+            f"submit p50 {r['submit_ms']['p50']} p95 {r['submit_ms']['p95']} ms",
+            flush=True,
+        )
+    return out
 
 
 def _seed(n: int):
@@ -279,7 +310,7 @@ def _pcts(samples: list[float]) -> dict:
     return common.percentiles(samples, (50, 95), 1, count=True)
 
 
-def _run(base: str, slug: str, sessions: list[str]) -> dict:
+def _run(base: str, slug: str, sessions: list[str], *, seconds: float = SECONDS) -> dict:
     start = threading.Event()
     raters = [_Rater(base, slug, s, 0.0, start) for s in sessions]
     for r in raters:
@@ -287,7 +318,7 @@ def _run(base: str, slug: str, sessions: list[str]) -> dict:
     time.sleep(1.0)  # every rater has its first page before the clock starts
     t0 = time.perf_counter()
     for r in raters:
-        r.stop_at = t0 + SECONDS
+        r.stop_at = t0 + seconds
     cpu0 = time.process_time()
     start.set()
     for r in raters:

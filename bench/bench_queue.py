@@ -104,10 +104,9 @@ def _child() -> None:
     common.write_results("queue", results)
 
 
-def _fresh_import() -> dict:
-    """The first minute after a real import of FRESH_COMPARISONS comparisons, one rater alone."""
-    from django.db import connection
-
+def import_fresh_project():
+    """A project of FRESH_COMPARISONS comparisons imported as a lead's upload would be, with
+    one rater: (project, rater, import seconds). Nothing here analyzes the tables."""
     from accounts.models import User
     from comparisons.imports import import_comparisons
     from comparisons.models import Project
@@ -130,16 +129,29 @@ def _fresh_import() -> dict:
     )
     result, import_seconds = common.timed(import_comparisons, project, lines)
     assert result.ok and result.created == FRESH_COMPARISONS, result.errors[:3]
-    out = {
-        "comparisons": FRESH_COMPARISONS,
-        "import_seconds": import_seconds,
-        "after_import": _alone(rater, project, FRESH_SECONDS),
-    }
+    return project, rater, import_seconds
+
+
+def wipe_statistics() -> None:
+    """As if nothing had ever analyzed the queue's tables."""
+    from django.db import connection
+
     with connection.cursor() as cur:
         cur.execute(
             "DELETE FROM pg_statistic WHERE starelid IN ('comparisons_comparison'::regclass, "
             "'comparisons_assignment'::regclass, 'comparisons_judgment'::regclass)"
         )
+
+
+def _fresh_import() -> dict:
+    """The first minute after a real import of FRESH_COMPARISONS comparisons, one rater alone."""
+    project, rater, import_seconds = import_fresh_project()
+    out = {
+        "comparisons": FRESH_COMPARISONS,
+        "import_seconds": import_seconds,
+        "after_import": _alone(rater, project, FRESH_SECONDS),
+    }
+    wipe_statistics()
     out["statistics_wiped"] = _alone(rater, project, FRESH_WIPED_SECONDS)
     return out
 
@@ -188,7 +200,7 @@ def _seed(n: int):
             "comparisons_comparison, comparisons_project_raters, comparisons_project "
             "RESTART IDENTITY CASCADE"
         )
-    if not User.objects.exists():
+    if not User.objects.filter(email__startswith="seed").exists():
         User.objects.bulk_create(
             User(email=f"seed{i}@bench.example", password="!") for i in range(SEED_RATERS)
         )

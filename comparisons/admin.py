@@ -7,7 +7,8 @@ related rows from `list_select_related`, and the list filters list visible proje
 
 The "Export…" project action opens a small form and queues one ExportJob per selected project;
 the ExportJob list shows each job's status with a progress cell that polls itself (htmx) until
-the job has finished, then offers the file and its manifest.
+the job has finished, then offers the file and its manifest. An import upload of more than
+RATERHUB_IMPORT_SYNC_MAX_LINES lines becomes an ImportJob, shown the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from datetime import datetime
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -31,13 +33,20 @@ from django.utils.html import format_html
 
 from accounts.models import User
 from comparisons.exports import OPTIONS, ExportError, create_export_job, validate_options
-from comparisons.imports import import_comparisons
+from comparisons.import_views import render_import_status
+from comparisons.imports import (
+    count_lines,
+    create_import_job,
+    discard_import_upload,
+    import_comparisons,
+)
 from comparisons.models import (
     Assignment,
     AssignmentStatus,
     Comparison,
     ExportFormat,
     ExportJob,
+    ImportJob,
     Judgment,
     Project,
     ProjectStatus,
@@ -45,7 +54,7 @@ from comparisons.models import (
     count_for_project,
 )
 from comparisons.queue import change_overlap, release_leases
-from comparisons.tasks import run_export
+from comparisons.tasks import run_export, run_import
 
 admin.site.site_header = "RaterHub admin"
 admin.site.site_title = "RaterHub admin"
@@ -356,6 +365,11 @@ class ProjectAdmin(admin.ModelAdmin):
         result = None
         if request.method == "POST":
             form = ImportForm(request.POST, request.FILES)
+            job = self._queue_large_import(request, project, form) if form.is_valid() else None
+            if job is not None:
+                return HttpResponseRedirect(
+                    reverse("admin:comparisons_importjob_change", args=[job.pk])
+                )
             if form.is_valid():
                 result = self._run_import(project, form)
                 if result.ok:
@@ -380,18 +394,43 @@ class ProjectAdmin(admin.ModelAdmin):
             "project": project,
             "form": form,
             "result": result,
+            "sync_max_lines": settings.RATERHUB_IMPORT_SYNC_MAX_LINES,
             "title": f"Import comparisons into {project}",
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/comparisons/project/import.html", context)
 
+    def _queue_large_import(
+        self, request: HttpRequest, project: Project, form: ImportForm
+    ) -> ImportJob | None:
+        """A job for an upload too long to import within the request (gunicorn's timeout);
+        None for one short enough, which the page imports at once."""
+        upload = form.cleaned_data["file"]
+        lines = count_lines(upload)
+        if lines <= settings.RATERHUB_IMPORT_SYNC_MAX_LINES:
+            return None
+        job = create_import_job(
+            project=project,
+            source=upload,
+            skip_existing=form.cleaned_data["skip_existing"],
+            requested_by=request.user,
+            total_lines=lines,
+        )
+        run_import.delay_on_commit(job.pk)
+        self.message_user(
+            request,
+            f"The file has {lines:,} lines: it is being imported in the background, all or "
+            "nothing as always. This page shows its progress, then the result.",
+            messages.INFO,
+        )
+        return job
+
     @staticmethod
     def _run_import(project: Project, form: ImportForm):
-        upload = form.cleaned_data["file"]
-        # Iterating an UploadedFile yields its lines chunk by chunk (bytes): the file is
-        # streamed from memory or its temporary file, never read whole.
+        # The upload itself, not iter(upload): the importer reads a file object a bounded
+        # piece at a time, while an UploadedFile's own iteration joins a line of any length.
         return import_comparisons(
-            project, iter(upload), skip_existing=form.cleaned_data["skip_existing"]
+            project, form.cleaned_data["file"], skip_existing=form.cleaned_data["skip_existing"]
         )
 
 
@@ -721,3 +760,62 @@ class ExportJobAdmin(ReadOnlyAdmin):
     @admin.display(description="Manifest")
     def manifest_json(self, obj: ExportJob) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.manifest, indent=2, ensure_ascii=False))
+
+
+# --- imports -------------------------------------------
+# An upload of more than RATERHUB_IMPORT_SYNC_MAX_LINES lines becomes an ImportJob (the import
+# page redirects to it); the list and the job's page show a status cell that polls itself
+# (htmx) until the job has finished, then the counts or every reported bad line.
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    change_form_template = "admin/comparisons/importjob/change_form.html"
+    list_display = ("number", "project", "filename", "status_cell", "created_at")
+    list_select_related = ("project",)
+    list_filter = (("project", VisibleProjectFilter), "status")
+    list_per_page = 50
+    show_full_result_count = False
+    readonly_fields = (
+        "project",
+        "filename",
+        "skip_existing",
+        "requested_by",
+        "created_at",
+    )  # the status below the fields shows the times, which change while the page is open
+    fields = readonly_fields
+
+    class Media:
+        js = ("django_htmx/htmx-2.min.js",)
+
+    def get_queryset(self, request):
+        return _scope_to_visible_projects(request, super().get_queryset(request))
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def delete_model(self, request, obj):
+        discard_import_upload(obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            discard_import_upload(job)
+        super().delete_queryset(request, queryset)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = self.get_object(request, object_id)  # scoped: None for someone else's job
+        if job is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "import_status": render_import_status(job, detail=True),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Job", ordering="pk")
+    def number(self, obj: ImportJob) -> str:
+        return f"#{obj.pk}"
+
+    @admin.display(description="Status")
+    def status_cell(self, obj: ImportJob) -> str:
+        return render_import_status(obj, detail=False)

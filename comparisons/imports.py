@@ -22,27 +22,49 @@ Rules beyond the contract, chosen so that what is imported is what training code
 - A gold choice must be one the project's rating scheme allows raters to give.
 - Text may not contain NUL characters or invalid Unicode (PostgreSQL cannot store them), and no
   content may exceed the limit (settings.RATERHUB_IMPORT_MAX_CONTENT_CHARS by default).
+- Sizes are capped before they can cost memory or reach the database: a line's bytes (its line
+  ending not counted) at settings.RATERHUB_IMPORT_MAX_LINE_BYTES, checked before it is parsed,
+  and `metadata` at settings.RATERHUB_IMPORT_MAX_METADATA_BYTES as compact UTF-8 JSON, whatever
+  it holds (a list of numbers has no text to count, yet once reached PostgreSQL at 50 MB).
 
 The file is streamed: lines are validated one at a time and written in batches of
 settings.RATERHUB_IMPORT_BATCH_SIZE (one query for the batch's existing ids, then bulk inserts),
 inside one transaction. After the first bad line nothing more is written, but validation goes
 on so that every bad line is counted (the first MAX_REPORTED_ERRORS are kept), and the
-transaction is rolled back at the end.
+transaction is rolled back at the end. A file object (anything with `readline`: an upload, a
+stored file, an open text or binary file) is read a bounded piece at a time, so a line over the
+limit is skipped to its end without ever being held whole.
+
+Uploads too large to import within a request (more lines than
+settings.RATERHUB_IMPORT_SYNC_MAX_LINES) become an ImportJob: `create_import_job` stores the file
+and records the job, the caller enqueues it after commit, and `run_import_job` (in a Celery
+worker) streams the stored file through the same `import_comparisons`, then deletes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
-from collections.abc import Iterable
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
 from comparisons import sql
-from comparisons.models import Choice, Comparison, Project, Response
+from comparisons.models import Choice, Comparison, ImportJob, JobStatus, Project, Response
+
+logger = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 50
 MAX_ID_CHARS = 200  # Comparison.external_id and Response.model_name are CharField(200).
@@ -50,6 +72,7 @@ ROLES = ("system", "user", "assistant")
 FIELDS = ("external_id", "prompt", "responses", "metadata", "priority", "gold")
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # IntegerField's range on every backend.
 ANALYZE_AFTER = 1000  # comparisons; a bulk import refreshes the planner's statistics
+SKIP_CHUNK = 64 * 1024  # how much of a line over the limit is read at a time to skip it
 
 
 @dataclass(frozen=True)
@@ -97,6 +120,13 @@ class _Invalid(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Oversized:
+    """Stands for a line over the byte limit that was skipped, not read: its size in bytes."""
+
+    size: int
+
+
 class _Rejected(Exception):
     pass
 
@@ -107,11 +137,14 @@ def import_comparisons(
     *,
     skip_existing: bool = False,
     max_content_chars: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import JSON Lines into `project`; on any bad line import nothing and report every one.
 
-    `lines` is any iterable of str or bytes lines (an open file, an upload, a list). Bad data
-    never raises: it comes back as `result.errors`.
+    `lines` is any iterable of str or bytes lines (a list, a generator) or a file object (an
+    upload, an open file), which is read with bounded memory. Bad data never raises: it comes
+    back as `result.errors`. `progress`, if given, is called with the number of lines read so
+    far after each line (it runs inside the import's transaction: write nothing it must see).
     """
     limit = (
         max_content_chars
@@ -135,6 +168,7 @@ def import_comparisons(
                 skip_existing=skip_existing,
                 limit=limit,
                 batch_size=max(1, settings.RATERHUB_IMPORT_BATCH_SIZE),
+                progress=progress,
             )
             importer.feed_all(lines)
             importer.flush()
@@ -159,12 +193,16 @@ class _Importer:
         skip_existing: bool,
         limit: int,
         batch_size: int,
+        progress: Callable[[int], None] | None,
     ):
         self.project = project
         self.result = result
         self.skip_existing = skip_existing
         self.limit = limit
         self.batch_size = batch_size
+        self.progress = progress
+        self.max_line_bytes = settings.RATERHUB_IMPORT_MAX_LINE_BYTES
+        self.max_metadata_bytes = settings.RATERHUB_IMPORT_MAX_METADATA_BYTES
         self.overlap = project.overlap
         self.allowed_gold = set(project.allowed_choices())
         self.seen: dict[str, int] = {}  # external_id -> line, to report duplicates in the file
@@ -174,7 +212,11 @@ class _Importer:
         self.batch_errors: list[LineError] = []
 
     def feed_all(self, lines: Iterable[str | bytes]) -> None:
-        number, iterator = 0, iter(lines)
+        number = 0
+        # A file's own iteration reads a whole line, however long, before anyone can check it.
+        iterator = (
+            _read_lines(lines, self.max_line_bytes) if hasattr(lines, "readline") else iter(lines)
+        )
         while True:
             try:
                 raw = next(iterator)
@@ -192,9 +234,18 @@ class _Importer:
             number += 1
             self.feed(number, raw)
 
-    def feed(self, number: int, raw: str | bytes) -> None:
+    def feed(self, number: int, raw: str | bytes | _Oversized) -> None:
         self.result.total_lines = number
+        if self.progress is not None:
+            self.progress(number)
         try:
+            # Before decoding or parsing: both cost memory in proportion to the line.
+            size = raw.size if isinstance(raw, _Oversized) else _content_bytes(raw)
+            if size > self.max_line_bytes:
+                raise _Invalid(
+                    f"{size:,} bytes long, over the limit of {self.max_line_bytes:,} bytes per "
+                    "line (setting RATERHUB_IMPORT_MAX_LINE_BYTES)"
+                )
             text = _decode(raw, first=number == 1)
             if not text.strip():
                 return
@@ -317,7 +368,7 @@ class _Importer:
         if not isinstance(value, dict):
             raise _Invalid(f"metadata: must be an object (got {_kind(value)})")
         # Walk it without recursion: a hostile line may nest deeply.
-        size, stack = 0, [value]
+        stack = [value]
         while stack:
             item = stack.pop()
             if isinstance(item, dict):
@@ -327,10 +378,13 @@ class _Importer:
                 stack.extend(item)
             elif isinstance(item, str):
                 _check_storable("metadata", item)
-                size += len(item)
-        if size > self.limit:
+        # The line limit already bounds what this serializes; json.loads built it, so it nests
+        # no deeper than json.dumps can go.
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > self.max_metadata_bytes:
             raise _Invalid(
-                f"metadata: {size:,} characters of text, over the limit of {self.limit:,}"
+                f"metadata: {size:,} bytes as JSON, over the limit of "
+                f"{self.max_metadata_bytes:,} bytes (setting RATERHUB_IMPORT_MAX_METADATA_BYTES)"
             )
         return value
 
@@ -402,6 +456,48 @@ class _Importer:
         )
         self.result.created += len(comparisons)
         self.result.gold += sum(r.gold_choice is not None for r in batch)
+
+
+def _read_lines(stream, max_bytes: int) -> Iterator[str | bytes | _Oversized]:
+    """The lines of a text or binary file object, none read past `max_bytes` (plus its line
+    ending): a longer line is read to its end in small pieces and given as an _Oversized.
+
+    readline(size) stops at "\n" or after `size` bytes (characters for a text file, which are
+    never fewer than its bytes), so nothing longer than the limit is ever held.
+    """
+    room = max_bytes + 2  # the limit, then "\r\n"
+    while True:
+        line = stream.readline(room)
+        if not line:
+            return
+        if len(line) < room or _ends_line(line):
+            yield line  # whole (a short line without "\n" is the last one)
+            continue
+        size = _bytes(line)
+        while not _ends_line(line):
+            line = stream.readline(SKIP_CHUNK)
+            if not line:
+                break
+            size += _bytes(line)
+        yield _Oversized(size - (_bytes(line) - _content_bytes(line)))
+
+
+def _ends_line(line: str | bytes) -> bool:
+    return line.endswith(b"\n" if isinstance(line, bytes) else "\n")
+
+
+def _bytes(text: str | bytes) -> int:
+    if isinstance(text, bytes) or text.isascii():
+        return len(text)
+    # surrogatepass: the lone surrogates of undecodable bytes are counted, then reported.
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _content_bytes(line: str | bytes) -> int:
+    """A line's size in UTF-8 bytes, its line ending not counted."""
+    tail = line[-2:]
+    ending = len(tail) - len(tail.rstrip(b"\r\n" if isinstance(line, bytes) else "\r\n"))
+    return _bytes(line) - ending
 
 
 def _decode(raw: str | bytes, *, first: bool) -> str:
@@ -492,3 +588,160 @@ def _kind(value: Any) -> str:
         list: "a list",
         dict: "an object",
     }.get(type(value), type(value).__name__)
+
+
+# --- jobs: uploads too large for a request -------------------------------------------------
+
+PROGRESS_EVERY = 1.0  # seconds between two progress writes of a running job
+PROGRESS_TTL = 24 * 3600
+
+
+def count_lines(source: File) -> int:
+    """The lines of an uploaded file, as the importer will read them (its newlines, plus a last
+    line without one), counted chunk by chunk; leaves the file rewound."""
+    lines, ended = 0, True
+    for chunk in source.chunks():
+        if chunk:
+            newline = b"\n" if isinstance(chunk, bytes) else "\n"
+            lines += chunk.count(newline)
+            ended = chunk.endswith(newline)
+    source.seek(0)
+    return lines + (not ended)
+
+
+def create_import_job(
+    *,
+    project: Project,
+    source: File,
+    skip_existing: bool = False,
+    requested_by=None,
+    total_lines: int | None = None,
+) -> ImportJob:
+    """Store the upload and record a queued job to import it; the caller enqueues the job once
+    its transaction commits. `total_lines` saves a second count when the caller has one.
+
+    The file goes to default storage under imports/ (never served: MEDIA_URL has no view, and S3
+    objects are private) with a random name, so no uploaded name reaches a storage path.
+    """
+    if total_lines is None:
+        total_lines = count_lines(source)
+    name = default_storage.save(f"imports/{project.slug}/{uuid.uuid4().hex}.jsonl", source)
+    try:
+        return ImportJob.objects.create(
+            project=project,
+            requested_by=requested_by,
+            filename=PurePath(source.name or "").name[:255],
+            upload=name,
+            skip_existing=skip_existing,
+            total_lines=total_lines,
+        )
+    except BaseException:
+        default_storage.delete(name)
+        raise
+
+
+def run_import_job(job_id: int) -> ImportJob | None:
+    """Import a job's stored upload, all or nothing, record the outcome and delete the upload.
+
+    Idempotent by job id: a finished job is left alone (but for deleting an upload a killed
+    worker left behind). The outcome is written in the import's own transaction, so the job and
+    the comparisons can never disagree: a re-run of a killed worker's job finds either the job
+    finished and its comparisons there, or neither, and then imports from the start.
+    """
+    claimed = ImportJob.objects.filter(
+        pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+    ).update(status=JobStatus.RUNNING, started_at=timezone.now(), error="")
+    job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
+    if job is None:
+        return None
+    if claimed:
+        try:
+            _import(job)
+        except Exception as exc:
+            logger.exception("import job %s failed", job_id)
+            ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+                status=JobStatus.FAILED,
+                error=f"{type(exc).__name__}: {exc}"[:5000],
+                finished_at=timezone.now(),
+            )
+        finally:
+            cache.delete(_progress_key(job_id))
+        job.refresh_from_db()
+    if job.is_finished:
+        discard_import_upload(job)
+    return job
+
+
+def _import(job: ImportJob) -> None:
+    """Import the job's upload and write its outcome, in one transaction."""
+    last_write = -math.inf
+
+    def save_progress(lines: int) -> None:
+        # The import's transaction hides any write to the job row until it commits, so the
+        # lines read so far go to the cache, which every web node shares. Progress is only
+        # shown: a cache that is down must not fail the import.
+        nonlocal last_write
+        now = time.monotonic()
+        if now - last_write >= PROGRESS_EVERY:
+            last_write = now
+            try:
+                cache.set(_progress_key(job.pk), lines, PROGRESS_TTL)
+            except Exception:
+                logger.warning("could not record the progress of import job %s", job.pk)
+
+    with job.upload.open("rb") as stream, transaction.atomic():
+        # Two deliveries of one job queue up on this lock; the second finds it finished.
+        status = ImportJob.objects.select_for_update().values_list("status", flat=True)
+        if status.get(pk=job.pk) != JobStatus.RUNNING:
+            return
+        result = import_comparisons(
+            job.project, stream, skip_existing=job.skip_existing, progress=save_progress
+        )
+        # A rejected file's rows were rolled back to import_comparisons' savepoint; this
+        # update commits with them or with nothing.
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.SUCCEEDED if result.ok else JobStatus.FAILED,
+            lines_read=result.total_lines,
+            created_count=result.created,
+            gold_count=result.gold,
+            skipped_count=result.skipped,
+            error_count=result.error_count,
+            errors=[dataclasses.asdict(error) for error in result.errors],
+            finished_at=timezone.now(),
+        )
+
+
+def import_job_progress(job: ImportJob) -> int:
+    """The lines a job has read so far: from the cache while it runs, then from the row."""
+    if job.status == JobStatus.RUNNING:
+        return cache.get(_progress_key(job.pk), 0)
+    return job.lines_read
+
+
+def import_job_result(job: ImportJob) -> ImportResult:
+    """A finished job's outcome as the ImportResult the import returned."""
+    return ImportResult(
+        created=job.created_count,
+        gold=job.gold_count,
+        skipped=job.skipped_count,
+        total_lines=job.lines_read,
+        error_count=job.error_count,
+        errors=[LineError(**error) for error in job.errors],
+    )
+
+
+def discard_import_upload(job: ImportJob) -> None:
+    """Delete a job's stored upload, if it still has one (a finished or deleted job)."""
+    if not job.upload:
+        return
+    try:
+        default_storage.delete(job.upload.name)
+    except Exception:
+        logger.exception("could not delete the upload of import job %s", job.pk)
+        return
+    ImportJob.objects.filter(pk=job.pk).update(upload="")
+    job.upload = ""
+
+
+def _progress_key(job_id: int) -> str:
+    return f"import-job-progress:{job_id}"

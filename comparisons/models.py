@@ -1,4 +1,5 @@
-"""The rating domain: projects, comparisons and their responses, leases, judgments, exports.
+"""The rating domain: projects, comparisons and their responses, leases, judgments, import and
+export jobs.
 
 Integrity lives in the database (unique and check constraints), so that no code path, admin
 edit or concurrent request can store a second lease of one comparison for one rater, a second
@@ -493,6 +494,67 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} {self.format} #{self.pk}"
+
+
+class JobStatus(models.TextChoices):
+    """The life of a background job. ImportJob uses it; ExportStatus has the same values."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """An upload too large to import within a request, imported by a Celery job.
+
+    The upload stays in storage (under imports/, never served) until the job has finished; the
+    outcome is the import's own: counts, or the first bad lines and how many there were.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(max_length=255, blank=True)  # as uploaded; never a storage path
+    upload = models.FileField(
+        upload_to="imports/",
+        blank=True,
+        max_length=500,
+        help_text="The stored upload; emptied once the job has finished and deleted it.",
+    )
+    skip_existing = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=JobStatus, default=JobStatus.QUEUED)
+    total_lines = models.PositiveIntegerField(
+        default=0, help_text="Lines in the upload, counted when it was stored."
+    )
+    lines_read = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    gold_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0, help_text="Bad lines, all of them.")
+    errors = models.JSONField(
+        default=list, blank=True, help_text="The first bad lines: [{line, message, code}]."
+    )
+    error = models.TextField(blank=True, help_text="Why the job failed, if not for a bad line.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="importjob_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} import #{self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
 class MetricsSnapshot(models.Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from comparisons.exports import requeue_stalled_exports, run_export_job
+from comparisons.imports import run_import_job
 from comparisons.metrics import compute_snapshot, needs_recompute
 from comparisons.models import Project, ProjectStatus
 from comparisons.queue import reclaim_expired
@@ -19,6 +20,13 @@ from comparisons.queue import reclaim_expired
 def run_export(job_id: int) -> str | None:
     """Run one ExportJob; a redelivery after a killed worker re-runs it to the same file."""
     job = run_export_job(job_id)
+    return job.status if job else None
+
+
+@shared_task
+def run_import(job_id: int) -> str | None:
+    """Run one ImportJob; a redelivery finds it finished, or imports it from the start."""
+    job = run_import_job(job_id)
     return job.status if job else None
 
 

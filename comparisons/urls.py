@@ -1,6 +1,6 @@
 from django.urls import path
 
-from comparisons import dashboard, export_views, views
+from comparisons import dashboard, export_views, import_views, views
 
 urlpatterns: list = [
     # The rating pages (views.py).
@@ -13,6 +13,8 @@ urlpatterns: list = [
     path("exports/<int:pk>/download", export_views.export_download, name="export_download"),
     path("exports/<int:pk>/manifest", export_views.export_manifest, name="export_manifest"),
     path("exports/<int:pk>/progress", export_views.export_progress, name="export_progress"),
+    # An import job's live status (import_views.py), polled by the admin.
+    path("imports/<int:pk>/progress", import_views.import_progress, name="import_progress"),
     # The lead dashboard (dashboard.py): staff leads of the project and superusers.
     path("dashboard/<slug:slug>/", dashboard.project_dashboard, name="project_dashboard"),
     path(

@@ -315,6 +315,15 @@ if not DEBUG:
 # RaterHub's own knobs.
 RATERHUB_IMPORT_MAX_CONTENT_CHARS = env_int("RATERHUB_IMPORT_MAX_CONTENT_CHARS", 200_000)
 RATERHUB_IMPORT_BATCH_SIZE = env_int("RATERHUB_IMPORT_BATCH_SIZE", 2000)
+# Serialized (compact JSON, UTF-8) size of one comparison's metadata.
+RATERHUB_IMPORT_MAX_METADATA_BYTES = env_int("RATERHUB_IMPORT_MAX_METADATA_BYTES", 64 * 1024)
+# One import line, checked before it is parsed. 8 MiB holds a prompt and two responses at the
+# content limit even when json.dumps's default ensure_ascii writes every character as a \u
+# escape (up to 12 bytes a character), plus the metadata.
+RATERHUB_IMPORT_MAX_LINE_BYTES = env_int("RATERHUB_IMPORT_MAX_LINE_BYTES", 8 * 1024 * 1024)
+# An admin upload of more lines than this is imported by a Celery job with progress, not
+# within the request (200k lines took longer than gunicorn's 30 s timeout).
+RATERHUB_IMPORT_SYNC_MAX_LINES = env_int("RATERHUB_IMPORT_SYNC_MAX_LINES", 5000)
 RATERHUB_RATIONALE_MAX_CHARS = env_int("RATERHUB_RATIONALE_MAX_CHARS", 10_000)
 
 LOGGING = {

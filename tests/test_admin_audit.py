@@ -24,7 +24,7 @@ from django.db.models import Model
 from django.urls import reverse
 
 from accounts.models import LEADS_GROUP, Invite
-from comparisons.models import AssignmentStatus, ExportJob
+from comparisons.models import AssignmentStatus, ExportJob, ImportJob
 from tests.factories import (
     AssignmentFactory,
     ComparisonFactory,
@@ -54,6 +54,7 @@ def world(project, lead, alice, bob):
         "assignment": assignment,
         "judgment": judgment,
         "exportjob": ExportJob.objects.create(project=project, requested_by=lead, format="trl"),
+        "importjob": ImportJob.objects.create(project=project, requested_by=lead, total_lines=9),
         "invite": invite,
         "user": alice,
         "group": Group.objects.get(name=LEADS_GROUP),
@@ -67,6 +68,7 @@ AUDIT_OBJECTS: dict[str, Callable[[dict], Model]] = {
     "comparisons.assignment": lambda w: w["assignment"],
     "comparisons.judgment": lambda w: w["judgment"],
     "comparisons.exportjob": lambda w: w["exportjob"],
+    "comparisons.importjob": lambda w: w["importjob"],
     "accounts.invite": lambda w: w["invite"],
     "accounts.user": lambda w: w["user"],
     "auth.group": lambda w: w["group"],

@@ -22,6 +22,7 @@ from django.urls import URLResolver, get_resolver, path, resolve, reverse
 from accounts.models import Invite
 from comparisons import queue
 from comparisons.exports import create_export_job, run_export_job
+from comparisons.models import ImportJob
 from raterhub import urls as root_urls
 from tests.factories import ComparisonFactory, JudgmentFactory
 from tests.security_headers import header_problems
@@ -68,7 +69,14 @@ def objects(project, alice, lead, settings, tmp_path):
     EmailAddress.objects.create(user=lead, email=lead.email, primary=True, verified=True)
     invite, token = Invite.issue(email="newcomer@example.com", invited_by=lead)
     invite.projects.add(project)
-    return {"project": project, "assignment": assignment, "job": job, "token": token}
+    import_job = ImportJob.objects.create(project=project, requested_by=lead, total_lines=9)
+    return {
+        "project": project,
+        "assignment": assignment,
+        "job": job,
+        "import_job": import_job,
+        "token": token,
+    }
 
 
 def _explicit(objects: dict) -> dict[str, list[dict]]:
@@ -93,6 +101,7 @@ def _explicit(objects: dict) -> dict[str, list[dict]]:
         "export_download": [{"pk": job.pk}],
         "export_manifest": [{"pk": job.pk}],
         "export_progress": [{"pk": job.pk}],
+        "import_progress": [{"pk": objects["import_job"].pk}],
         "project_dashboard": [{"slug": project.slug}],
         "project_dashboard_recompute": [{"slug": project.slug}],
         "project_dashboard_by_pk": [{"pk": project.pk}],

@@ -18,7 +18,7 @@ from accounts.models import Invite
 from comparisons import queue
 from comparisons.exports import create_export_job, run_export_job
 from comparisons.metrics import compute_snapshot
-from comparisons.models import ExportJob, ExportStatus
+from comparisons.models import ExportJob, ExportStatus, ImportJob, JobStatus
 from tests.browser.conftest import log_in
 from tests.factories import ComparisonFactory
 from tests.security_headers import header_problems
@@ -44,6 +44,9 @@ def lead_permissions(transactional_db, lead):
     # made; give the leads group its permissions again with that same migration's function.
     migration = importlib.import_module("accounts.migrations.0003_project_leads_group")
     migration.create_leads_group(apps, None)
+    importlib.import_module("comparisons.migrations.0004_import_jobs").let_leads_view_import_jobs(
+        apps, None
+    )
 
 
 @pytest.fixture
@@ -70,8 +73,24 @@ def data(project, alice, bob, charlie, lead, lead_permissions, settings, tmp_pat
     assert done.status == ExportStatus.SUCCEEDED
     # A running job: its progress cell polls with htmx, so the export list runs htmx in the admin.
     ExportJob.objects.create(project=project, format="judgments", status=ExportStatus.RUNNING)
+    # Import jobs: one running (its cell polls), one rejected with its bad lines listed.
+    ImportJob.objects.create(project=project, status=JobStatus.RUNNING, total_lines=9000)
+    rejected = ImportJob.objects.create(
+        project=project,
+        status=JobStatus.FAILED,
+        total_lines=9000,
+        lines_read=9000,
+        error_count=2,
+        errors=[{"line": n, "message": "not valid JSON", "code": "invalid"} for n in (3, 7)],
+    )
     _, token = Invite.issue(email="newcomer@example.com", invited_by=lead)
-    return {"project": project, "comparison": comparisons[0], "job": done, "token": token}
+    return {
+        "project": project,
+        "comparison": comparisons[0],
+        "job": done,
+        "import_job": rejected,
+        "token": token,
+    }
 
 
 class Watcher:
@@ -139,6 +158,7 @@ def test_no_page_violates_the_content_security_policy(live_server, make_page, da
         reverse("admin:comparisons_comparison_change", args=[data["comparison"].pk]),
         reverse("admin:comparisons_judgment_changelist"),
         reverse("admin:comparisons_exportjob_change", args=[job.pk]),
+        reverse("admin:comparisons_importjob_change", args=[data["import_job"].pk]),
         reverse("admin:accounts_user_changelist"),
         reverse("admin:accounts_user_change", args=[alice.pk]),
         reverse("admin:password_change"),
@@ -157,6 +177,9 @@ def test_no_page_violates_the_content_security_policy(live_server, make_page, da
     # The export list's progress cell polls the server with htmx.
     with page.expect_response(lambda r: "/progress" in r.url, timeout=6000):
         watcher.open(page, reverse("admin:comparisons_exportjob_changelist"))
+    # So does the import list's, for the running import.
+    with page.expect_response(lambda r: "/imports/" in r.url, timeout=6000):
+        watcher.open(page, reverse("admin:comparisons_importjob_changelist"))
 
     # A rater: the project list and the rating page, with one judgment swapped in by htmx.
     page = make_page()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
 
 from comparisons.models import Comparison, Response
 from tests.factories import ComparisonFactory, LeadFactory, ProjectFactory
@@ -104,22 +104,46 @@ def test_it_requires_a_file(client, lead, project, url):
     assert project.comparisons.count() == 0
 
 
-def test_the_upload_is_streamed_to_the_importer(client, lead, project, url, monkeypatch):
+def test_the_upload_itself_goes_to_the_importer_to_read_in_bounded_pieces(
+    client, lead, project, url, monkeypatch
+):
     seen = {}
 
     def fake_import(project, lines, **kwargs):
         from comparisons.imports import ImportResult
 
-        # An iterator over the upload, not the whole file as one string or list.
-        seen["is_iterator"] = iter(lines) is lines
-        seen["lines"] = list(lines)
-        return ImportResult(created=len(seen["lines"]), total_lines=len(seen["lines"]))
+        # The file object, which the importer reads with readline(limit): not the upload's own
+        # line iterator, which joins a line of any length in memory before anyone can check it.
+        seen["file"] = isinstance(lines, UploadedFile)
+        seen["lines"] = [lines.readline(), lines.readline(), lines.readline()]
+        return ImportResult(created=2, total_lines=2)
 
     monkeypatch.setattr("comparisons.admin.import_comparisons", fake_import)
     client.force_login(lead)
     client.post(url, {"file": _upload(_line("a"), _line("b"))})
-    assert seen["is_iterator"]
-    assert len(seen["lines"]) == 2
+    assert seen["file"]
+    assert seen["lines"] == [(_line("a") + "\n").encode(), (_line("b") + "\n").encode(), b""]
+
+
+def test_a_line_over_the_size_limit_is_reported_like_any_bad_line(
+    client, lead, project, url, settings
+):
+    settings.RATERHUB_IMPORT_MAX_LINE_BYTES = 1000
+    numbers = json.dumps({"n": list(range(2000))})
+    client.force_login(lead)
+
+    r = client.post(url, {"file": _upload(_line("ok"), _line("big", metadata=json.loads(numbers)))})
+
+    assert r.status_code == 200
+    assert [(e.line, e.message) for e in r.context["result"].errors] == [
+        (
+            2,
+            f"{len(_line('big', metadata=json.loads(numbers))):,} bytes long, over the limit of "
+            "1,000 bytes per line (setting RATERHUB_IMPORT_MAX_LINE_BYTES)",
+        )
+    ]
+    assert "RATERHUB_IMPORT_MAX_LINE_BYTES" in r.content.decode()
+    assert project.comparisons.count() == 0
 
 
 def test_other_leads_and_raters_cannot_use_the_import_page(client, alice, project, url):

@@ -12,11 +12,11 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import kombu.pools
 import pytest
 from django.conf import settings
 from django.db import connection
 from django.urls import reverse
-from kombu import pools
 
 from comparisons.exports import create_export_job
 from comparisons.models import ExportJob, ExportStatus
@@ -148,10 +148,10 @@ def _wait_until_finished(job: ExportJob, worker: subprocess.Popen, *, seconds: f
 
 
 def _drop_broker_connections(app) -> None:
-    # Connections pooled by earlier (eager) tests still point at the default broker.
-    # app.pool is kombu's pool registered for the broker URL: closing it in place would leave
-    # a closed pool there for the next test of that broker, so reset the registry.
-    pools.reset()
+    # Connections pooled by earlier (eager) tests still point at the default broker. kombu
+    # keeps its pools in global registries keyed by broker URL: reset() closes them and
+    # forgets them, or a later test on the same URL would get back a closed pool.
+    kombu.pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 

@@ -129,6 +129,22 @@ def test_max_content_chars_option_sets_the_limit(project, tmp_path):
 
 
 @pytest.mark.django_db
+def test_a_line_over_the_size_limit_is_a_line_error(project, tmp_path, settings):
+    settings.RATERHUB_IMPORT_MAX_LINE_BYTES = 10_000
+    huge = _line("big", metadata={"n": [1] * 1_000_000})
+    path = _write(tmp_path, _line("q-1"), huge, _line("q-3"))
+
+    error, err = _run_rejected(project.slug, str(path))
+
+    assert err.splitlines() == [
+        f"line 2: {len(huge) - 1:,} bytes long, over the limit of 10,000 bytes per line "
+        "(setting RATERHUB_IMPORT_MAX_LINE_BYTES)"
+    ]
+    assert "1 bad line(s) of 3; nothing was imported" in str(error)
+    assert Comparison.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_it_says_when_more_errors_exist_than_it_lists(project, tmp_path):
     path = _write(tmp_path, *["nope\n"] * (MAX_REPORTED_ERRORS + 5))
 

@@ -225,7 +225,8 @@ def test_a_content_over_the_limit_is_rejected(project, settings):
         _line(
             "long-a", responses=[{"model": "m", "content": long}, {"model": "n", "content": "y"}]
         ),
-        _line("long-meta", metadata={"n": [long]}),  # keys count too
+        # Metadata has its own limit, in bytes (RATERHUB_IMPORT_MAX_METADATA_BYTES).
+        _line("long-meta", metadata={"n": [long]}),
     ]
 
     result = import_comparisons(project, lines)
@@ -234,11 +235,157 @@ def test_a_content_over_the_limit_is_rejected(project, settings):
         (2, "prompt: 26 characters, over the limit of 25"),
         (3, "prompt[0].content: 26 characters, over the limit of 25"),
         (4, "responses[0].content: 26 characters, over the limit of 25"),
-        (5, "metadata: 27 characters of text, over the limit of 25"),
     ]
     # An explicit limit overrides the setting.
-    assert import_comparisons(project, lines, max_content_chars=27).ok
+    assert import_comparisons(project, lines, max_content_chars=26).ok
     assert Comparison.objects.count() == 5
+
+
+def _metadata_error(limit: int) -> str:
+    return f"over the limit of {limit:,} bytes (setting RATERHUB_IMPORT_MAX_METADATA_BYTES)"
+
+
+@pytest.mark.django_db
+def test_metadata_is_limited_by_its_size_as_json_whatever_it_holds(project, settings):
+    settings.RATERHUB_IMPORT_MAX_METADATA_BYTES = 100
+    lines = [
+        # Compact JSON in UTF-8: {"n":"…"} is 8 bytes around the text.
+        _line("at-limit", metadata={"n": "x" * 92}),
+        _line("one-over", metadata={"n": "x" * 93}),
+        _line("accents", metadata={"n": "é" * 46}),  # two bytes each: exactly 100
+        _line("numbers", metadata={"n": [1] * 60}),  # no string at all, still 127 bytes
+        _line("nested", metadata={"a": {"b": [[0.5, True, None]] * 12}}),
+    ]
+
+    result = import_comparisons(project, lines)
+
+    assert [(e.line, e.message) for e in result.errors] == [
+        (2, f"metadata: 101 bytes as JSON, {_metadata_error(100)}"),
+        (4, f"metadata: 127 bytes as JSON, {_metadata_error(100)}"),
+        (5, f"metadata: 205 bytes as JSON, {_metadata_error(100)}"),
+    ]
+    assert _counts() == (0, 0)
+    assert import_comparisons(project, [lines[0], lines[2]]).created == 2
+
+
+@pytest.mark.django_db
+def test_the_metadata_limit_is_64_kb_by_default(project):
+    from django.conf import settings
+
+    assert settings.RATERHUB_IMPORT_MAX_METADATA_BYTES == 65_536
+    numbers = {"n": [1] * 40_000}  # 80 KB of numbers and no text: passed before
+
+    result = import_comparisons(project, [_line("q-1", metadata=numbers)])
+
+    assert [e.line for e in result.errors] == [1]
+    assert _metadata_error(65_536) in result.errors[0].message
+
+
+def _padded(external_id: str, size: int) -> str:
+    """A good line of exactly `size` bytes, its newline not counted."""
+    base = len(_line(external_id, metadata={"pad": ""}).rstrip("\n").encode())
+    line = _line(external_id, metadata={"pad": "x" * (size - base)})
+    assert len(line.rstrip("\n").encode()) == size
+    return line
+
+
+def _line_error(size: int, limit: int) -> str:
+    return (
+        f"{size:,} bytes long, over the limit of {limit:,} bytes per line "
+        "(setting RATERHUB_IMPORT_MAX_LINE_BYTES)"
+    )
+
+
+@pytest.mark.django_db
+def test_a_line_over_the_byte_limit_is_a_line_error_and_is_never_parsed(
+    project, settings, monkeypatch
+):
+    settings.RATERHUB_IMPORT_MAX_LINE_BYTES = 400
+    parsed = []
+    real_loads = json.loads
+    monkeypatch.setattr(
+        "comparisons.imports.json.loads",
+        lambda text, **kw: parsed.append(len(text)) or real_loads(text, **kw),
+    )
+    lines = [
+        _padded("at-limit", 400),
+        _padded("one-over", 401),
+        _padded("crlf", 400).replace("\n", "\r\n"),  # the line ending does not count
+        _padded("bytes", 400).encode(),
+        _padded("bytes-over", 401).encode(),
+        # 390 characters but 402 bytes: the limit counts bytes.
+        _padded("accents", 390).replace("x" * 12, "é" * 12, 1),
+    ]
+    assert len(lines[5].rstrip("\n")) == 390
+
+    result = import_comparisons(project, lines)
+
+    assert [(e.line, e.message) for e in result.errors] == [
+        (2, _line_error(401, 400)),
+        (5, _line_error(401, 400)),
+        (6, _line_error(402, 400)),
+    ]
+    assert len(parsed) == 3 and max(parsed) <= 402  # the three good lines only
+    assert _counts() == (0, 0)
+
+
+def _huge_line(mb: int) -> bytes:
+    """The attack: a line of numbers in metadata, no string to count."""
+    return (
+        b'{"external_id": "big", "prompt": "p", "responses": [], "metadata": {"n": ['
+        + (b"1," * (mb * 1024 * 512))
+        + b"1]}}\n"
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ["binary", "text"])
+def test_a_huge_line_in_a_stream_is_skipped_without_holding_it_in_memory(project, settings, mode):
+    import tracemalloc
+
+    settings.RATERHUB_IMPORT_MAX_LINE_BYTES = 256 * 1024
+    huge = _huge_line(16)
+    data = _line("before").encode() + huge + _line("after").encode() + b"[]\n"
+    stream = io.BytesIO(data) if mode == "binary" else io.TextIOWrapper(io.BytesIO(data), "utf-8")
+
+    tracemalloc.start()
+    try:
+        result = import_comparisons(project, stream)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert [(e.line, e.message) for e in result.errors] == [
+        (2, _line_error(len(huge) - 1, 256 * 1024)),
+        (4, "not a JSON object (got a list)"),
+    ]
+    assert result.total_lines == 4
+    assert peak < 4 * 1024 * 1024, f"peak {peak:,} bytes while reading a {len(huge):,}-byte line"
+    assert _counts() == (0, 0)
+
+
+@pytest.mark.django_db
+def test_a_stream_within_the_limits_imports_as_before(project):
+    data = "".join([_line("q-1"), "\n", _line("q-2").replace("\n", "\r\n"), _line("q-3")])
+    data = data.rstrip("\n")  # no newline after the last line
+
+    for stream in (io.BytesIO(data.encode()), io.StringIO(data)):
+        Comparison.objects.all().delete()
+        result = import_comparisons(project, stream)
+        assert result.ok, result.errors
+        assert (result.created, result.total_lines) == (3, 4)
+
+
+def test_the_line_limit_fits_a_prompt_and_two_responses_at_the_content_limit():
+    from django.conf import settings
+
+    chars = settings.RATERHUB_IMPORT_MAX_CONTENT_CHARS
+    # The worst case: every character outside the BMP, written by json.dumps's default
+    # ensure_ascii as a surrogate pair of \u escapes (12 bytes a character).
+    text = "\U0001f600" * chars
+    line = _line("q-1", prompt=text, responses=[{"model": "m", "content": text}] * 2)
+    line_bytes = len(line.encode()) + settings.RATERHUB_IMPORT_MAX_METADATA_BYTES
+    assert line_bytes <= settings.RATERHUB_IMPORT_MAX_LINE_BYTES
 
 
 @pytest.mark.django_db
