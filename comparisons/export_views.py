@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from comparisons.models import ExportJob, ExportStatus, Project
+from comparisons.models import ExportJob, JobStatus, Project
 
 
 def _get_job_for_user(request: HttpRequest, pk: int) -> ExportJob:
@@ -29,7 +29,7 @@ def _get_job_for_user(request: HttpRequest, pk: int) -> ExportJob:
 def export_download(request: HttpRequest, pk: int) -> FileResponse:
     job = _get_job_for_user(request, pk)
     # Only a finished job has a file; a running or failed one has nothing to download.
-    if job.status != ExportStatus.SUCCEEDED or not job.file:
+    if job.status != JobStatus.SUCCEEDED or not job.file:
         raise Http404("This export has no file.")
     return FileResponse(job.file.open("rb"), as_attachment=True, filename=Path(job.file.name).name)
 
@@ -38,7 +38,7 @@ def export_download(request: HttpRequest, pk: int) -> FileResponse:
 @require_GET
 def export_manifest(request: HttpRequest, pk: int) -> JsonResponse:
     job = _get_job_for_user(request, pk)
-    if job.status != ExportStatus.SUCCEEDED:
+    if job.status != JobStatus.SUCCEEDED:
         raise Http404("This export has no manifest yet.")
     response = JsonResponse(job.manifest, json_dumps_params={"indent": 2, "ensure_ascii": False})
     response["Content-Disposition"] = f'attachment; filename="{job.pk}-{job.format}.manifest.json"'

@@ -430,7 +430,9 @@ class Judgment(models.Model):
         return f"{self.rater} on {self.comparison}: {self.choice}"
 
 
-class ExportStatus(models.TextChoices):
+class JobStatus(models.TextChoices):
+    """The life of a background job (exports and imports)."""
+
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -467,7 +469,7 @@ class ExportJob(models.Model):
     )
     format = models.CharField(max_length=32, choices=ExportFormat)
     options = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=ExportStatus, default=ExportStatus.QUEUED)
+    status = models.CharField(max_length=16, choices=JobStatus, default=JobStatus.QUEUED)
     progress = models.FloatField(default=0.0, help_text="0 to 1.")
     row_count = models.PositiveIntegerField(null=True, blank=True)
     file = models.FileField(upload_to="exports/", blank=True, max_length=500)
@@ -485,7 +487,7 @@ class ExportJob(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=ExportStatus.values), name="exportjob_status_valid"
+                condition=Q(status__in=JobStatus.values), name="exportjob_status_valid"
             ),
             models.CheckConstraint(
                 condition=Q(format__in=ExportFormat.values), name="exportjob_format_valid"
@@ -494,15 +496,6 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} {self.format} #{self.pk}"
-
-
-class JobStatus(models.TextChoices):
-    """The life of a background job. ImportJob uses it; ExportStatus has the same values."""
-
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
 
 
 class ImportJob(models.Model):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from comparisons.exports.files import export_preferences
 from comparisons.exports.options import validate_options
-from comparisons.models import ExportFormat, ExportJob, ExportStatus, Project
+from comparisons.models import ExportFormat, ExportJob, JobStatus, Project
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,9 @@ def run_export_job(job_id: int) -> ExportJob | None:
     runs again from the start and, the output being deterministic, produces the same file.
     """
     claimed = ExportJob.objects.filter(
-        pk=job_id, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
+        pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
     ).update(
-        status=ExportStatus.RUNNING,
+        status=JobStatus.RUNNING,
         started_at=timezone.now(),
         heartbeat_at=timezone.now(),
         progress=0.0,
@@ -92,7 +92,7 @@ def run_export_job(job_id: int) -> ExportJob | None:
             saved = default_storage.save(name, _TemporaryFile(fh, name=Path(name).name))
         manifest["file"] = Path(saved).name
         ExportJob.objects.filter(pk=job_id).update(
-            status=ExportStatus.SUCCEEDED,
+            status=JobStatus.SUCCEEDED,
             progress=1.0,
             file=saved,
             sha256=manifest["sha256"],
@@ -104,7 +104,7 @@ def run_export_job(job_id: int) -> ExportJob | None:
         logger.exception("export job %s failed", job_id)
         _discard_stored(job)
         ExportJob.objects.filter(pk=job_id).update(
-            status=ExportStatus.FAILED,
+            status=JobStatus.FAILED,
             file="",
             sha256="",
             error=f"{type(exc).__name__}: {exc}"[:5000],
@@ -133,7 +133,7 @@ def requeue_stalled_exports(*, stalled_after: timedelta = STALLED_AFTER) -> list
     """
     cutoff = timezone.now() - stalled_after
     stalled = list(
-        ExportJob.objects.filter(status=ExportStatus.RUNNING, heartbeat_at__lt=cutoff)
+        ExportJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
@@ -141,8 +141,8 @@ def requeue_stalled_exports(*, stalled_after: timedelta = STALLED_AFTER) -> list
     for pk in stalled:
         # Conditional: a job that finished or beat since the read above is left alone.
         if ExportJob.objects.filter(
-            pk=pk, status=ExportStatus.RUNNING, heartbeat_at__lt=cutoff
-        ).update(status=ExportStatus.QUEUED):
+            pk=pk, status=JobStatus.RUNNING, heartbeat_at__lt=cutoff
+        ).update(status=JobStatus.QUEUED):
             logger.warning("export job %s stalled; sending it again", pk)
             requeued.append(pk)
     return requeued

@@ -18,7 +18,7 @@ from accounts.models import Invite
 from comparisons import queue
 from comparisons.exports import create_export_job, run_export_job
 from comparisons.metrics import compute_snapshot
-from comparisons.models import ExportJob, ExportStatus, ImportJob, JobStatus
+from comparisons.models import ExportJob, ImportJob, JobStatus
 from tests.browser.conftest import log_in
 from tests.factories import ComparisonFactory
 from tests.security_headers import header_problems
@@ -70,9 +70,9 @@ def data(project, alice, bob, charlie, lead, lead_permissions, settings, tmp_pat
     done = run_export_job(
         create_export_job(project=project, format="trl", requested_by=lead, options={}).pk
     )
-    assert done.status == ExportStatus.SUCCEEDED
+    assert done.status == JobStatus.SUCCEEDED
     # A running job: its progress cell polls with htmx, so the export list runs htmx in the admin.
-    ExportJob.objects.create(project=project, format="judgments", status=ExportStatus.RUNNING)
+    ExportJob.objects.create(project=project, format="judgments", status=JobStatus.RUNNING)
     # Import jobs: one running (its cell polls), one rejected with its bad lines listed.
     ImportJob.objects.create(project=project, status=JobStatus.RUNNING, total_lines=9000)
     rejected = ImportJob.objects.create(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from comparisons.models import ExportJob, ExportStatus
+from comparisons.models import ExportJob, JobStatus
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory, ProjectFactory
 
 CHANGELIST = reverse("admin:comparisons_exportjob_changelist")
@@ -56,7 +56,7 @@ def test_applying_the_form_queues_a_job_that_runs(
     job = ExportJob.objects.get()
     assert job.requested_by == lead
     assert job.options == {"aggregation": "unanimous", "min_judgments": 1}
-    assert job.status == ExportStatus.SUCCEEDED  # eager Celery in tests
+    assert job.status == JobStatus.SUCCEEDED  # eager Celery in tests
     assert job.row_count == 1
 
 
@@ -98,13 +98,13 @@ def test_a_lead_cannot_export_another_leads_project(client, lead):
     assert not ExportJob.objects.exists()
 
 
-def _jobs(project, n, status=ExportStatus.SUCCEEDED):
+def _jobs(project, n, status=JobStatus.SUCCEEDED):
     for _ in range(n):
         ExportJob.objects.create(
             project=project,
             format="trl",
             status=status,
-            progress=1.0 if status == ExportStatus.SUCCEEDED else 0.4,
+            progress=1.0 if status == JobStatus.SUCCEEDED else 0.4,
             row_count=5,
             manifest={"counts": {"rows_written": 5, "judgments": 9, "rows_dropped": {"tie": 1}}},
         )
@@ -112,7 +112,7 @@ def _jobs(project, n, status=ExportStatus.SUCCEEDED):
 
 def test_the_job_list_shows_status_counts_and_links(client, lead, project):
     _jobs(project, 1)
-    _jobs(project, 1, ExportStatus.RUNNING)
+    _jobs(project, 1, JobStatus.RUNNING)
     client.force_login(lead)
 
     response = client.get(CHANGELIST)
@@ -138,7 +138,7 @@ def test_the_job_list_runs_a_constant_number_of_queries(
         assert client.get(CHANGELIST).status_code == 200
     _jobs(project, 20)
     _jobs(ProjectFactory(slug="p2"), 5)
-    _jobs(project, 5, ExportStatus.RUNNING)
+    _jobs(project, 5, JobStatus.RUNNING)
     with django_assert_max_num_queries(10) as many:
         assert client.get(CHANGELIST).status_code == 200
 
@@ -156,7 +156,7 @@ def test_a_lead_sees_only_jobs_of_projects_they_lead(client, lead, project):
 
 
 def test_the_progress_cell_polls_until_the_job_is_done(client, lead, project):
-    _jobs(project, 1, ExportStatus.RUNNING)
+    _jobs(project, 1, JobStatus.RUNNING)
     job = ExportJob.objects.get()
     url = reverse("export_progress", args=[job.pk])
     client.force_login(lead)
@@ -166,7 +166,7 @@ def test_the_progress_cell_polls_until_the_job_is_done(client, lead, project):
     assert b'hx-trigger="every 2s"' in running.content
     assert b'<progress value="0.4"' in running.content
 
-    ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.SUCCEEDED, progress=1)
+    ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, progress=1)
     done = client.get(url, headers={"HX-Request": "true"})
     assert b"hx-trigger" not in done.content
     assert reverse("export_download", args=[job.pk]).encode() in done.content
@@ -176,7 +176,7 @@ def test_the_progress_cell_polls_until_the_job_is_done(client, lead, project):
 
 
 def test_the_progress_cell_is_hidden_from_other_users(client, alice, project):
-    _jobs(project, 1, ExportStatus.RUNNING)
+    _jobs(project, 1, JobStatus.RUNNING)
     client.force_login(alice)
 
     response = client.get(

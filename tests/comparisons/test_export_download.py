@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from comparisons.exports import create_export_job, run_export_job
-from comparisons.models import ExportJob, ExportStatus
+from comparisons.models import ExportJob, JobStatus
 from tests.factories import (
     AssignmentFactory,
     ComparisonFactory,
@@ -91,7 +91,7 @@ def test_an_unfinished_or_failed_job_has_nothing_to_download(client, project, le
     client.force_login(lead)
     queued = ExportJob.objects.create(project=project, format="trl")
     failed = ExportJob.objects.create(
-        project=project, format="trl", status=ExportStatus.FAILED, file="exports/x.jsonl"
+        project=project, format="trl", status=JobStatus.FAILED, file="exports/x.jsonl"
     )
 
     for j in (queued, failed):

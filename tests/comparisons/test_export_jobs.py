@@ -20,7 +20,7 @@ from comparisons.exports import (
     source,
     storage_name,
 )
-from comparisons.models import ExportJob, ExportStatus
+from comparisons.models import ExportJob, JobStatus
 from comparisons.tasks import requeue_stalled_export_jobs, run_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
@@ -47,7 +47,7 @@ def test_it_runs_a_job_to_a_stored_file_with_manifest(judged, lead):
 
     job = run_export_job(job.pk)
 
-    assert job.status == ExportStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert job.progress == 1.0
     assert job.row_count == 12
     assert job.file.name == storage_name(job)
@@ -101,7 +101,7 @@ def test_a_failure_mid_write_leaves_no_file_and_a_failed_job(judged, monkeypatch
     job = run_export_job(job.pk)
 
     assert calls["n"] == 3
-    assert job.status == ExportStatus.FAILED
+    assert job.status == JobStatus.FAILED
     assert "disk full" in job.error
     assert not job.file
     assert job.sha256 == ""
@@ -125,11 +125,11 @@ def test_a_rerun_after_a_killed_worker_produces_the_same_file(judged):
     with first.file.open("rb") as fh:
         first_bytes = fh.read()
     # A worker died after the file was stored but before the job was marked done.
-    ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.RUNNING, file="")
+    ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, file="")
 
     second = run_export_job(job.pk)
 
-    assert second.status == ExportStatus.SUCCEEDED
+    assert second.status == JobStatus.SUCCEEDED
     assert second.file.name == first.file.name
     with second.file.open("rb") as fh:
         assert fh.read() == first_bytes
@@ -139,12 +139,12 @@ def test_a_rerun_after_a_killed_worker_produces_the_same_file(judged):
 def test_a_failed_rerun_removes_the_file_an_earlier_attempt_stored(judged, monkeypatch):
     job = create_export_job(project=judged, format="trl", options={})
     run_export_job(job.pk)
-    ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.RUNNING)
+    ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     monkeypatch.setattr(files, "pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
 
     job = run_export_job(job.pk)
 
-    assert job.status == ExportStatus.FAILED
+    assert job.status == JobStatus.FAILED
     assert not default_storage.exists(storage_name(job))
 
 
@@ -156,7 +156,7 @@ def test_a_finished_job_is_not_run_again(judged):
         again = run_export_job(job.pk)
 
     export.assert_not_called()
-    assert again.status == ExportStatus.SUCCEEDED
+    assert again.status == JobStatus.SUCCEEDED
 
 
 def test_bad_options_are_refused_before_a_job_exists(project):
@@ -184,7 +184,7 @@ def test_the_task_runs_the_job(judged, django_capture_on_commit_callbacks):
         run_export.delay_on_commit(job.pk)  # eager in tests: runs in-process
 
     job.refresh_from_db()
-    assert job.status == ExportStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert job.manifest["options"]["min_judgments"] == 3
 
 
@@ -197,12 +197,10 @@ def test_a_job_whose_worker_died_is_sent_again_and_completes(
     run_export_job(finished.pk)
     long_ago = timezone.now() - jobs.STALLED_AFTER - timedelta(seconds=1)
     # A worker was killed mid-job: "running", and silent since.
-    ExportJob.objects.filter(pk=stalled.pk).update(
-        status=ExportStatus.RUNNING, heartbeat_at=long_ago
-    )
+    ExportJob.objects.filter(pk=stalled.pk).update(status=JobStatus.RUNNING, heartbeat_at=long_ago)
     # Another worker is still at it: it beat a moment ago.
     ExportJob.objects.filter(pk=alive.pk).update(
-        status=ExportStatus.RUNNING, heartbeat_at=timezone.now()
+        status=JobStatus.RUNNING, heartbeat_at=timezone.now()
     )
     ExportJob.objects.filter(pk=finished.pk).update(heartbeat_at=long_ago)
 
@@ -211,10 +209,10 @@ def test_a_job_whose_worker_died_is_sent_again_and_completes(
 
     assert requeued == 1
     stalled.refresh_from_db()
-    assert stalled.status == ExportStatus.SUCCEEDED  # eager in tests: ran in-process
+    assert stalled.status == JobStatus.SUCCEEDED  # eager in tests: ran in-process
     assert stalled.heartbeat_at > long_ago
-    assert ExportJob.objects.get(pk=alive.pk).status == ExportStatus.RUNNING
-    assert ExportJob.objects.get(pk=finished.pk).status == ExportStatus.SUCCEEDED
+    assert ExportJob.objects.get(pk=alive.pk).status == JobStatus.RUNNING
+    assert ExportJob.objects.get(pk=finished.pk).status == JobStatus.SUCCEEDED
 
 
 def test_a_long_job_beats_while_it_runs(judged, monkeypatch):

@@ -19,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 
 from comparisons.exports import create_export_job
-from comparisons.models import ExportJob, ExportStatus
+from comparisons.models import ExportJob, JobStatus
 from comparisons.tasks import run_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
@@ -141,7 +141,7 @@ def _wait_until_finished(job: ExportJob, worker: subprocess.Popen, *, seconds: f
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         job.refresh_from_db()
-        if job.status in (ExportStatus.SUCCEEDED, ExportStatus.FAILED):
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return
         assert worker.poll() is None, worker.stdout.read().decode()
         time.sleep(0.25)
@@ -169,7 +169,7 @@ def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, le
     run_export.delay_on_commit(job.pk)  # autocommit here: sent at once
 
     _wait_until_finished(job, worker, seconds=90)
-    assert job.status == ExportStatus.SUCCEEDED, job.error or "worker never finished the job"
+    assert job.status == JobStatus.SUCCEEDED, job.error or "worker never finished the job"
     assert job.row_count == 5
 
     client.force_login(lead)
@@ -195,5 +195,5 @@ def test_an_export_whose_worker_process_died_is_delivered_again(worker_dying_onc
 
     _wait_until_finished(job, worker, seconds=60)
     assert died.exists(), "the first attempt never started"
-    assert job.status == ExportStatus.SUCCEEDED, job.error or "the job was never run again"
+    assert job.status == JobStatus.SUCCEEDED, job.error or "the job was never run again"
     assert job.row_count == 1
