@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean cluster cluster-stop cluster-status loadtest faults
+.PHONY: demo test test-fast lint format bench clean cluster cluster-stop cluster-status loadtest faults
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,14 @@ demo: $(STAMP) var
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	bash scripts/run_demo.sh
 
-test: $(STAMP) var
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+test: lint var
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
+
+# The developer's loop: lint and every test but the slow ones (subprocesses, a real Celery
+# worker, the browser). `make test` and CI run those too.
+test-fast: lint var
+	$(VENV)/bin/pytest -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Shared fixtures and the service markers.
+"""Shared fixtures, the service markers and the query-count helper.
 
 Tests marked `postgres`, `redis` or `browser` need a real service. Without it they skip with
 the reason printed; with REQUIRE_SERVICES=1 (CI) they fail instead, so CI never passes by skipping.
@@ -8,8 +8,10 @@ CI's SQLite pass sets REQUIRE_SERVICES=redis,browser: its postgres tests run in 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pytest
@@ -59,6 +61,14 @@ def pytest_configure(config):
 
     # WhiteNoise warns on every request when STATIC_ROOT is missing (collectstatic not run).
     os.makedirs(settings.STATIC_ROOT, exist_ok=True)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items):
+    # A test with a browser or a live server is slow, whichever file it is in.
+    for item in items:
+        if item.get_closest_marker("browser") or "live_server" in item.fixturenames:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_runtest_setup(item):
@@ -123,3 +133,34 @@ def project(db, alice, bob, charlie, lead):
     p.raters.add(alice, bob, charlie)
     p.leads.add(lead)
     return p
+
+
+# Statements that only open or close a transaction: constant per request, and backend- and
+# test-mode-specific (SQLite logs BEGIN IMMEDIATE, the test transaction adds SAVEPOINTs).
+_TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
+
+
+@pytest.fixture
+def django_assert_max_data_queries():
+    """pytest-django's django_assert_max_num_queries, counting data queries only.
+
+    For budgets that must hold on SQLite and PostgreSQL alike with real transactions
+    (transactional_db): every other query count uses django_assert_max_num_queries itself.
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    class DataQueries(CaptureQueriesContext):
+        @property
+        def captured_queries(self):
+            return [q for q in super().captured_queries if not _TRANSACTION_CONTROL.match(q["sql"])]
+
+    @contextmanager
+    def assert_max(budget: int):
+        with DataQueries(connection) as queries:
+            yield queries
+        if len(queries) > budget:
+            sqls = "\n".join(q["sql"] for q in queries)
+            pytest.fail(f"Expected {budget} data queries or less, {len(queries)} done:\n{sqls}")
+
+    return assert_max

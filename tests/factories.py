@@ -1,7 +1,10 @@
-"""factory-boy factories shared by every test. Personas: alice, bob, charlie are raters; lead is staff."""
+"""factory-boy factories shared by every test, and bulk_comparisons for tests that need
+thousands of rows. Personas (conftest.py): alice, bob, charlie are raters; lead is staff."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from datetime import timedelta
 
 import factory
@@ -89,3 +92,70 @@ class JudgmentFactory(factory.django.DjangoModelFactory):
     rater = factory.LazyAttribute(lambda o: o.assignment.rater)
     swapped = factory.LazyAttribute(lambda o: o.assignment.swapped)
     choice = "a"
+
+
+_bulk_numbers = itertools.count()
+
+
+def bulk_comparisons(
+    project: Project,
+    n: int,
+    *,
+    judged_by: Sequence[User] = (),
+    models: tuple[str, str] = ("model-a", "model-b"),
+    **fields,
+) -> list[Comparison]:
+    """n two-response comparisons in a few bulk inserts (fast enough for thousands in a test).
+
+    A field is a value or a function of the row's index, e.g. `priority=lambda i: i % 3`.
+    With judged_by, each of those raters has a submitted lease and a judgment on every
+    comparison, counted in its counters as the queue would count them; the choices, display
+    orders and times vary so that metrics have something to measure.
+    """
+    judged = len(judged_by)
+    rows = []
+    for i in range(n):
+        values = {
+            "prompt": [{"role": "user", "content": f"Question {i}?"}],
+            "open_slots": max(project.overlap - judged, 0),
+            "judged_count": judged,
+            "lease_count": judged,
+        }
+        values.update({name: v(i) if callable(v) else v for name, v in fields.items()})
+        external_id = f"bulk-{next(_bulk_numbers):06d}"
+        rows.append(Comparison(project=project, external_id=external_id, **values))
+    comparisons = Comparison.objects.bulk_create(rows)
+    Response.objects.bulk_create(
+        # Response b is the longer one, so length bias has unequal lengths to look at.
+        Response(comparison=c, position=p, model_name=models[p], content=f"Answer {p}" + "!" * p)
+        for c in comparisons
+        for p in (0, 1)
+    )
+    if judged_by:
+        now = timezone.now()
+        assignments = Assignment.objects.bulk_create(
+            Assignment(
+                project=project,
+                comparison=c,
+                rater=rater,
+                status=AssignmentStatus.SUBMITTED,
+                swapped=bool((i + k) % 2),
+                leased_at=now,
+                expires_at=now + timedelta(seconds=project.lease_seconds),
+            )
+            for i, c in enumerate(comparisons)
+            for k, rater in enumerate(judged_by)
+        )
+        Judgment.objects.bulk_create(
+            Judgment(
+                assignment=a,
+                project=project,
+                comparison=a.comparison,
+                rater=a.rater,
+                swapped=a.swapped,
+                choice="ab"[(j // 3) % 2] if j % 5 else "tie",
+                duration_ms=6000 + j,
+            )
+            for j, a in enumerate(assignments)
+        )
+    return comparisons

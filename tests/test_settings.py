@@ -19,6 +19,7 @@ PRODUCTION_ENV = {
 }
 
 
+# The tests that call it are marked slow: each starts a Python process.
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE for Playwright; a deployment would not.
     dropped = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
@@ -33,12 +34,14 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_check_deploy_is_clean_in_production_mode():
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
+@pytest.mark.slow
 def test_production_mode_refuses_to_start_without_a_secret_key():
     env = {**PRODUCTION_ENV, "SECRET_KEY": ""}
     result = _manage("check", env=env)
@@ -46,6 +49,7 @@ def test_production_mode_refuses_to_start_without_a_secret_key():
     assert "SECRET_KEY must be set" in result.stderr
 
 
+@pytest.mark.slow
 def test_development_defaults_fail_the_deploy_check():
     # The safe-by-default claim only means something if the check would catch a dev config.
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env={"DEBUG": "1"})
@@ -69,12 +73,14 @@ def test_a_boolean_variable_that_is_not_a_boolean_is_refused(monkeypatch):
         env_int("RATERHUB_N", 1)
 
 
+@pytest.mark.slow
 def test_production_mode_refuses_to_run_tasks_in_the_web_process():
     result = _manage("check", env={**PRODUCTION_ENV, "CELERY_TASK_ALWAYS_EAGER": "1"})
     assert result.returncode != 0
     assert "CELERY_TASK_ALWAYS_EAGER is for development only" in result.stderr
 
 
+@pytest.mark.slow
 def test_settings_create_no_folders(tmp_path):
     # The embedded broker's folders appear when a message is first sent, not on import.
     var = tmp_path / "var"

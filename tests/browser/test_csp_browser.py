@@ -175,10 +175,10 @@ def test_no_page_violates_the_content_security_policy(live_server, make_page, da
     page.click("#id_raters + .select2 .select2-selection")
     page.wait_for_selector(".select2-results__option")
     # The export list's progress cell polls the server with htmx.
-    with page.expect_response(lambda r: "/progress" in r.url, timeout=6000):
+    with page.expect_response(lambda r: "/progress" in r.url, timeout=30_000):
         watcher.open(page, reverse("admin:comparisons_exportjob_changelist"))
     # So does the import list's, for the running import.
-    with page.expect_response(lambda r: "/imports/" in r.url, timeout=6000):
+    with page.expect_response(lambda r: "/imports/" in r.url, timeout=30_000):
         watcher.open(page, reverse("admin:comparisons_importjob_changelist"))
 
     # A rater: the project list and the rating page, with one judgment swapped in by htmx.

@@ -3,67 +3,18 @@
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from comparisons import metrics
 from comparisons.dashboard import sort_raters
 from comparisons.models import (
-    Assignment,
-    AssignmentStatus,
-    Comparison,
-    Judgment,
     MetricsSnapshot,
-    Response,
 )
-from tests.factories import LeadFactory, ProjectFactory, UserFactory
-
-_ids = itertools.count()
-
-
-def bulk_judgments(project, raters, n_comparisons, *, models=("m1", "m2")):
-    """n_comparisons judged by every rater, written in bulk (fast enough for 1,000 rows)."""
-    now = timezone.now()
-    start = next(_ids)
-    comparisons = Comparison.objects.bulk_create(
-        Comparison(project=project, external_id=f"bulk-{start}-{i}", prompt="hi")
-        for i in range(n_comparisons)
-    )
-    Response.objects.bulk_create(
-        Response(comparison=c, position=p, model_name=models[p], content="x" * (10 + p + i % 7))
-        for i, c in enumerate(comparisons)
-        for p in (0, 1)
-    )
-    assignments = Assignment.objects.bulk_create(
-        Assignment(
-            project=project,
-            comparison=c,
-            rater=r,
-            status=AssignmentStatus.SUBMITTED,
-            swapped=bool((i + k) % 2),
-            leased_at=now,
-            expires_at=now + timedelta(minutes=10),
-        )
-        for i, c in enumerate(comparisons)
-        for k, r in enumerate(raters)
-    )
-    Judgment.objects.bulk_create(
-        Judgment(
-            assignment=a,
-            project=project,
-            comparison=a.comparison,
-            rater=a.rater,
-            choice="ab"[(i // 3) % 2] if i % 5 else "tie",
-            swapped=a.swapped,
-            duration_ms=6000 + i,
-        )
-        for i, a in enumerate(assignments)
-    )
+from tests.factories import LeadFactory, ProjectFactory, UserFactory, bulk_comparisons
 
 
 @pytest.fixture
@@ -72,7 +23,7 @@ def url(project):
 
 
 def test_it_shows_a_lead_the_metrics(client, project, lead, alice, bob, url):
-    bulk_judgments(project, [alice, bob], 6)
+    bulk_comparisons(project, 6, judged_by=[alice, bob], models=("m1", "m2"))
     metrics.compute_snapshot(project)
     client.force_login(lead)
     response = client.get(url)
@@ -130,12 +81,12 @@ def test_query_count_does_not_grow_with_judgments(
     client, project, lead, alice, bob, charlie, url, django_assert_max_num_queries
 ):
     client.force_login(lead)
-    bulk_judgments(project, [alice, bob], 5)  # 10 judgments
+    bulk_comparisons(project, 5, judged_by=[alice, bob])  # 10 judgments
     metrics.compute_snapshot(project)
     with django_assert_max_num_queries(6) as small:
         assert client.get(url).status_code == 200
     more = [UserFactory(email=f"r{i}@example.com") for i in range(7)]
-    bulk_judgments(project, [alice, bob, charlie, *more], 100)  # +1,000 judgments
+    bulk_comparisons(project, 100, judged_by=[alice, bob, charlie, *more])  # +1,000 judgments
     metrics.compute_snapshot(project)
     with django_assert_max_num_queries(len(small.captured_queries)):
         response = client.get(url + "?sort=-judgments")
@@ -146,7 +97,7 @@ def test_query_count_does_not_grow_with_judgments(
 def test_recompute_button_queues_a_snapshot_after_commit(
     client, project, lead, alice, django_capture_on_commit_callbacks
 ):
-    bulk_judgments(project, [alice], 3)
+    bulk_comparisons(project, 3, judged_by=[alice])
     client.force_login(lead)
     recompute = reverse("project_dashboard_recompute", args=[project.slug])
     assert client.get(recompute).status_code == 405
@@ -167,7 +118,7 @@ def test_recompute_needs_a_csrf_token(project, lead):
 
 
 def test_model_names_are_escaped_in_the_charts(client, project, lead, alice):
-    bulk_judgments(project, [alice], 4, models=("<script>alert(1)</script>", "plain"))
+    bulk_comparisons(project, 4, judged_by=[alice], models=("<script>alert(1)</script>", "plain"))
     metrics.compute_snapshot(project)
     client.force_login(lead)
     html = client.get(reverse("project_dashboard", args=[project.slug])).content.decode()
@@ -176,8 +127,8 @@ def test_model_names_are_escaped_in_the_charts(client, project, lead, alice):
 
 
 def test_rater_table_sorts_by_links(client, project, lead, alice, bob, url):
-    bulk_judgments(project, [alice], 2)
-    bulk_judgments(project, [alice, bob], 3)  # alice 5 judgments, bob 3
+    bulk_comparisons(project, 2, judged_by=[alice])
+    bulk_comparisons(project, 3, judged_by=[alice, bob])  # alice 5 judgments, bob 3
     metrics.compute_snapshot(project)
     client.force_login(lead)
     html = client.get(url + "?sort=-judgments").content.decode()
@@ -198,7 +149,7 @@ def test_rater_table_sorts_by_links(client, project, lead, alice, bob, url):
 def test_flags_show_in_the_table(client, project, lead, alice, url):
     project.min_seconds_per_judgment = 60
     project.save()
-    bulk_judgments(project, [alice], 3)
+    bulk_comparisons(project, 3, judged_by=[alice])
     metrics.compute_snapshot(project)
     client.force_login(lead)
     assert "Too fast" in client.get(url).content.decode()

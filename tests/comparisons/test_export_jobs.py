@@ -189,11 +189,6 @@ def test_the_task_runs_the_job(judged):
     assert job.sent_at is not None
 
 
-def test_the_task_is_configured_for_at_least_once_delivery():
-    assert run_export.acks_late is True
-    assert run_export.reject_on_worker_lost is True
-
-
 def test_a_job_whose_worker_died_is_sent_again_and_completes(
     judged, django_capture_on_commit_callbacks
 ):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import kombu.pools
@@ -18,9 +19,11 @@ from django.db import connection
 from django.urls import reverse
 
 from comparisons.exports import create_export_job
-from comparisons.models import JobStatus
-from comparisons.tasks import send_export
+from comparisons.models import ExportJob, JobStatus
+from comparisons.tasks import run_export, send_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
+
+pytestmark = pytest.mark.slow
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 BASE_DIR = Path(settings.BASE_DIR)
@@ -34,8 +37,8 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def worker(request, tmp_path):
+@contextmanager
+def _running_worker(broker: str, tmp_path: Path, *, app_module: str, pool: str, extra_env: dict):
     """Point this process's Celery app at a real broker and start a worker process on it.
 
     `redis`: Redis, on a queue of this test's own. `filesystem`: the embedded default (kombu's
@@ -44,7 +47,6 @@ def worker(request, tmp_path):
     """
     from raterhub.celery import app
 
-    broker = request.param
     keys = ("task_always_eager", "broker_url", "task_default_queue", "broker_transport_options")
     saved = {k: app.conf[k] for k in keys}
     queue = f"raterhub-test-{uuid.uuid4().hex[:8]}"
@@ -56,6 +58,7 @@ def worker(request, tmp_path):
         "SECRET_KEY": settings.SECRET_KEY,
         "DEBUG": "1",
         "RATERHUB_VAR_DIR": str(tmp_path),
+        **extra_env,
     }
     env.pop("CELERY_BROKER_URL", None)
     env.pop("REDIS_URL", None)
@@ -80,9 +83,10 @@ def worker(request, tmp_path):
         [
             str(Path(sys.executable).with_name("celery")),
             "-A",
-            "raterhub",
+            app_module,
             "worker",
-            "--pool=solo",
+            f"--pool={pool}",
+            "--concurrency=1",
             "-Q",
             queue,
             "--without-gossip",
@@ -110,6 +114,39 @@ def worker(request, tmp_path):
         app.conf.update(saved)
 
 
+@pytest.fixture
+def worker(request, tmp_path):
+    with _running_worker(
+        request.param, tmp_path, app_module="raterhub", pool="solo", extra_env={}
+    ) as process:
+        yield process
+
+
+@pytest.fixture
+def worker_dying_once(tmp_path):
+    """A worker on Redis whose pool process is killed at the start of its first task (the
+    marker file records that it was); the worker's main process stays up and forks a new one."""
+    marker = tmp_path / "died"
+    with _running_worker(
+        "redis",
+        tmp_path,
+        app_module="tests.comparisons.worker_dying_once",
+        pool="prefork",
+        extra_env={"RATERHUB_TEST_DIE_ONCE": str(marker)},
+    ) as process:
+        yield process, marker
+
+
+def _wait_until_finished(job: ExportJob, worker: subprocess.Popen, *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            return
+        assert worker.poll() is None, worker.stdout.read().decode()
+        time.sleep(0.25)
+
+
 def _drop_broker_connections(app) -> None:
     # Connections pooled by earlier (eager) tests still point at the default broker. kombu
     # keeps its pools in global registries keyed by broker URL: reset() closes them and
@@ -131,13 +168,7 @@ def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, le
 
     assert send_export(job.pk)  # the way the admin sends it
 
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-            break
-        assert worker.poll() is None, worker.stdout.read().decode()
-        time.sleep(0.25)
+    _wait_until_finished(job, worker, seconds=90)
     assert job.status == JobStatus.SUCCEEDED, job.error or "worker never finished the job"
     assert job.row_count == 5
 
@@ -147,3 +178,22 @@ def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, le
     body = b"".join(response.streaming_content)
     assert hashlib.sha256(body).hexdigest() == job.sha256
     assert body.startswith(b"PAR1")
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_an_export_whose_worker_process_died_is_delivered_again(worker_dying_once, project, alice):
+    # At-least-once delivery (acks_late, reject_on_worker_lost): the message of a task whose
+    # process died goes back to Redis instead of being acknowledged and lost. (The filesystem
+    # broker relies on requeue_stalled_exports instead: test_export_jobs.)
+    worker, died = worker_dying_once
+    c = ComparisonFactory(project=project)
+    JudgmentFactory(assignment=AssignmentFactory(comparison=c, rater=alice, status="submitted"))
+    job = create_export_job(project=project, format="trl", options={})
+
+    run_export.delay(job.pk)
+
+    _wait_until_finished(job, worker, seconds=60)
+    assert died.exists(), "the first attempt never started"
+    assert job.status == JobStatus.SUCCEEDED, job.error or "the job was never run again"
+    assert job.row_count == 1

@@ -178,6 +178,7 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_real_command_exits_non_zero_on_rejection_and_zero_on_success(project, tmp_path):
     # A separate process with committed data: the real exit status and a real transaction.

@@ -4,8 +4,6 @@ import io
 import json
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from comparisons.imports import MAX_REPORTED_ERRORS, LineError, import_comparisons
 from comparisons.models import Comparison, Response
@@ -461,13 +459,17 @@ def test_errors_across_many_batches_keep_file_order(project, settings):
 
 
 @pytest.mark.django_db
-def test_a_bad_line_after_several_full_batches_leaves_the_database_unchanged(project, settings):
+def test_a_bad_line_after_several_full_batches_leaves_the_database_unchanged(
+    project, settings, django_assert_max_num_queries
+):
     settings.RATERHUB_IMPORT_BATCH_SIZE = 10
     ComparisonFactory(project=project, external_id="before")
     before = _counts()
     lines = [*_lines(35), _line("q-bad", responses=[]), *_lines(5, start=100)]
 
-    with CaptureQueriesContext(connection) as queries:
+    # Savepoint, project lock and release, then per batch up to the bad line's (four) at most
+    # one existing-id query and two inserts.
+    with django_assert_max_num_queries(3 + 4 * 3) as queries:
         result = import_comparisons(project, lines)
 
     assert [e.line for e in result.errors] == [36]
@@ -573,13 +575,12 @@ def test_query_count_grows_with_batches_not_lines(project, settings, django_asse
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-def test_on_postgresql_twice_the_lines_in_as_many_batches_cost_the_same_queries(project, settings):
-    def queries_for(lines: int, batch_size: int, start: int) -> int:
+def test_on_postgresql_twice_the_lines_in_as_many_batches_cost_the_same_queries(
+    project, settings, django_assert_num_queries
+):
+    for lines, batch_size, start in ((1000, 500, 0), (2000, 1000, 1000)):
         settings.RATERHUB_IMPORT_BATCH_SIZE = batch_size
-        with CaptureQueriesContext(connection) as queries:
+        # Savepoint, project lock and release, then per batch one existing-id query and two
+        # inserts, and one ANALYZE (at least imports.ANALYZE_AFTER comparisons were imported).
+        with django_assert_num_queries(3 + 2 * 3 + 1):
             assert import_comparisons(project, _lines(lines, start=start)).created == lines
-        return len(queries)
-
-    # Savepoint, project lock and release, then per batch one existing-id query and two inserts,
-    # and one ANALYZE (at least ANALYZE_AFTER comparisons were created).
-    assert queries_for(1000, 500, start=0) == queries_for(2000, 1000, start=1000) == 3 + 2 * 3 + 1

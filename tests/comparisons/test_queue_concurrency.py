@@ -26,8 +26,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from comparisons import queue
-from comparisons.models import Assignment, AssignmentStatus, Comparison, Judgment, Response
-from tests.factories import ProjectFactory, UserFactory
+from comparisons.models import Assignment, AssignmentStatus, Comparison, Judgment
+from tests.factories import ProjectFactory, UserFactory, bulk_comparisons
 
 WALL_CLOCK_LIMIT = 300  # seconds: a stuck run fails with a message instead of hanging CI
 
@@ -36,21 +36,7 @@ def _seed(n_raters: int, n_comparisons: int, overlap: int):
     project = ProjectFactory(slug=f"conc-{n_raters}-{n_comparisons}", overlap=overlap)
     raters = [UserFactory(email=f"conc{i}@example.com") for i in range(n_raters)]
     project.raters.add(*raters)
-    comparisons = Comparison.objects.bulk_create(
-        Comparison(
-            project=project,
-            external_id=f"c-{i:04d}",
-            prompt=[{"role": "user", "content": "?"}],
-            priority=i % 3,
-            open_slots=overlap,
-        )
-        for i in range(n_comparisons)
-    )
-    Response.objects.bulk_create(
-        Response(comparison=c, position=p, model_name="m", content="x")
-        for c in comparisons
-        for p in (0, 1)
-    )
+    bulk_comparisons(project, n_comparisons, priority=lambda i: i % 3)
     return project, raters
 
 

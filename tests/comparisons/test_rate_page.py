@@ -7,8 +7,8 @@ import re
 import pytest
 
 from comparisons.models import Assignment, Project, ProjectStatus, RationaleMode
-from tests.comparisons._rate_helpers import PAGE_BUDGET, add_comparisons, count_queries
-from tests.factories import ComparisonFactory, ProjectFactory
+from tests.comparisons._rate_helpers import PAGE_BUDGET
+from tests.factories import ComparisonFactory, ProjectFactory, bulk_comparisons
 
 URL = "/rate/demo-test/"
 
@@ -173,29 +173,36 @@ def test_every_post_form_carries_a_csrf_token(alice_client, project):
 
 
 @pytest.mark.parametrize("state", ["lease", "done"])
-def test_it_runs_a_constant_number_of_queries(transactional_db, alice_client, project, state):
+def test_it_runs_a_constant_number_of_queries(
+    transactional_db, alice_client, project, state, django_assert_max_data_queries
+):
     if state == "lease":
-        add_comparisons(project, 10)
+        bulk_comparisons(project, 10)
         alice_client.get(URL)  # take the lease; the count below is a reload
-    few = count_queries(lambda: alice_client.get(URL))
-    add_comparisons(project, 1000, prefix="more")
+    with django_assert_max_data_queries(PAGE_BUDGET) as few:
+        alice_client.get(URL)
+    bulk_comparisons(project, 1000)
     if state == "done":
         Project.objects.filter(pk=project.pk).update(status=ProjectStatus.PAUSED)
-        few = count_queries(lambda: alice_client.get(URL))
-        add_comparisons(project, 1000, prefix="more2")
-    many = count_queries(lambda: alice_client.get(URL))
-    assert few == many <= PAGE_BUDGET
+        with django_assert_max_data_queries(PAGE_BUDGET) as few:
+            alice_client.get(URL)
+        bulk_comparisons(project, 1000)
+    with django_assert_max_data_queries(PAGE_BUDGET) as many:
+        alice_client.get(URL)
+    assert len(few) == len(many)
 
 
 def test_a_first_visit_that_leases_stays_within_the_query_budget(
-    transactional_db, alice_client, project
+    transactional_db, alice_client, project, django_assert_max_data_queries
 ):
-    add_comparisons(project, 10)
-    few = count_queries(lambda: alice_client.get(URL))
+    bulk_comparisons(project, 10)
+    with django_assert_max_data_queries(PAGE_BUDGET) as few:
+        alice_client.get(URL)
     Assignment.objects.all().delete()
-    add_comparisons(project, 1000, prefix="more")
-    many = count_queries(lambda: alice_client.get(URL))
-    assert few == many <= PAGE_BUDGET
+    bulk_comparisons(project, 1000)
+    with django_assert_max_data_queries(PAGE_BUDGET) as many:
+        alice_client.get(URL)
+    assert len(few) == len(many)
     assert Assignment.objects.count() == 1
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from accounts.models import LEADS_GROUP
 from comparisons.imports import import_comparisons
 from comparisons.models import Comparison, Project, RationaleMode, Response
 from comparisons.rendering import render_markdown
+from fixtures import make_demo
 from tests.factories import ProjectFactory
 
 FIXTURE = Path(django_settings.BASE_DIR) / "fixtures" / "demo_comparisons.jsonl"
@@ -147,12 +146,6 @@ def test_a_bad_fixture_leaves_nothing_behind(debug_on, tmp_path):
 
 
 def test_the_fixture_is_what_the_generator_writes():
-    # Loaded by path: fixtures/ is not a package, and a PyPI package named "fixtures" exists.
-    spec = importlib.util.spec_from_file_location("make_demo", FIXTURE.parent / "make_demo.py")
-    make_demo = importlib.util.module_from_spec(spec)
-    sys.modules["make_demo"] = make_demo  # dataclasses look their module up here
-    spec.loader.exec_module(make_demo)
-
     assert make_demo.main(["--check"]) == 0, "run: python fixtures/make_demo.py"
 
 

@@ -34,6 +34,7 @@ def private_postgres():
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_a_submit_survives_a_postgres_restart(private_postgres):
     env = {
         **os.environ,

@@ -39,6 +39,7 @@ def test_a_broker_that_does_not_answer_is_named():
 
 
 @pytest.mark.redis
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_it_says_503_while_redis_is_down_and_200_once_it_is_back(private_redis):
     assert Client().get("/readyz").json()["checks"]["cache"] == "ok"

@@ -17,7 +17,7 @@ from comparisons.models import Judgment
 from ops import cache as failsoft
 from tests.factories import ComparisonFactory
 
-pytestmark = [pytest.mark.redis, pytest.mark.django_db]
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db]  # a redis-server each
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
