@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo test test-fast lint format bench clean cluster cluster-stop cluster-status loadtest faults
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,28 @@ format: $(STAMP)
 
 bench: $(STAMP) var
 	$(PY) -m bench $(BENCH)
+
+# The multi-node layout on this machine (deploy/cluster.sh; variables CLUSTER_*, see there).
+cluster: $(STAMP) var
+	bash deploy/cluster.sh start
+
+cluster-stop:
+	bash deploy/cluster.sh stop
+
+cluster-status:
+	bash deploy/cluster.sh status
+
+# Locust and the fault suite (not part of make test): see loadtest/README.md.
+LOAD_STAMP := $(VENV)/.installed-load
+$(LOAD_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,load]"
+	touch $(LOAD_STAMP)
+
+loadtest: $(LOAD_STAMP) var
+	$(PY) -m loadtest.run $(LOADTEST_ARGS)
+
+faults: $(LOAD_STAMP) var
+	$(PY) -m loadtest.faults $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) var

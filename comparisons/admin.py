@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import partial
 
 from django import forms
 from django.conf import settings
@@ -54,7 +55,7 @@ from comparisons.models import (
     count_for_project,
 )
 from comparisons.queue import change_overlap, release_leases
-from comparisons.tasks import run_export, run_import
+from comparisons.tasks import run_import, send_export, send_on_commit
 
 admin.site.site_header = "RaterHub admin"
 admin.site.site_title = "RaterHub admin"
@@ -213,7 +214,7 @@ def export_projects(modeladmin, request, queryset):
                         requested_by=request.user,
                         options=form.export_options(),
                     )
-                    run_export.delay_on_commit(job.pk)
+                    transaction.on_commit(partial(send_export, job.pk))
             modeladmin.message_user(request, f"Queued {len(projects)} export(s).", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
     else:
@@ -416,7 +417,7 @@ class ProjectAdmin(admin.ModelAdmin):
             requested_by=request.user,
             total_lines=lines,
         )
-        run_import.delay_on_commit(job.pk)
+        send_on_commit(run_import, job.pk)  # a broker that is down leaves the job queued
         self.message_user(
             request,
             f"The file has {lines:,} lines: it is being imported in the background, all or "

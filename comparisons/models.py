@@ -481,6 +481,11 @@ class ExportJob(models.Model):
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sign of life of the worker running the job."
     )
+    sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its task last reached the broker; empty while it still has to be sent.",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -7,6 +7,7 @@ ALLOWED_HOSTS, DATABASE_URL, REDIS_URL.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -49,6 +50,16 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_networks(
+    name: str, default: str = ""
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of addresses or CIDR networks; a bad entry is refused."""
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, default)]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
 DEBUG = env_bool("DEBUG", True)
 
 SECRET_KEY = env_str("SECRET_KEY")
@@ -75,9 +86,13 @@ INSTALLED_APPS = [
     "csp",
     "accounts",
     "comparisons",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # Outermost: the request id and the latency cover everything below.
+    "ops.middleware.RequestIdMiddleware",
+    "ops.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Above WhiteNoise, so static files carry the policy too (an SVG is a document).
     "csp.middleware.CSPMiddleware",
@@ -115,9 +130,16 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A connection the server dropped (PostgreSQL restarted) is noticed and replaced at
+        # the start of the next request instead of failing it.
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A server that does not answer fails fast (503, retried by the page) instead of hanging.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
     # two queue picks serialize instead of failing with "database is locked" on upgrade.
@@ -193,13 +215,28 @@ REDIS_URL = env_str("REDIS_URL")
 # workers); by default a file cache, which processes on one machine share without a server.
 # "rendered" holds sanitized HTML of LLM text (comparisons.rendering.render_many) for all the
 # workers; without Redis there is none, and each process's own small LRU is all there is.
+# With Redis down, ops.cache answers misses (sessions are then read from the database) and
+# counts allauth's login rate limits in each process's memory instead (see the README).
 if REDIS_URL:
-    REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+    REDIS_CACHE = "ops.cache.FailSoftRedisCache"
+    # A Redis that does not answer costs at most this long, then a miss.
+    REDIS_OPTIONS = {
+        "socket_connect_timeout": env_int("REDIS_TIMEOUT_MS", 500) / 1000,
+        "socket_timeout": env_int("REDIS_TIMEOUT_MS", 500) / 1000,
+    }
     CACHES = {
-        "default": {"BACKEND": REDIS_CACHE, "LOCATION": REDIS_URL},
+        "default": {
+            "BACKEND": REDIS_CACHE,
+            "LOCATION": REDIS_URL,
+            "OPTIONS": REDIS_OPTIONS,
+            "ALIAS": "default",
+            "LOCAL_FALLBACK_PREFIXES": ["allauth:rl:"],
+        },
         "rendered": {
             "BACKEND": REDIS_CACHE,
             "LOCATION": REDIS_URL,
+            "OPTIONS": REDIS_OPTIONS,
+            "ALIAS": "rendered",
             "KEY_PREFIX": "rendered",
             "TIMEOUT": 7 * 24 * 3600,
         },
@@ -245,10 +282,28 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.1,
     }
 else:
-    # Above the longest export, so a slow job is not redelivered while it still runs.
+    # Redis hands an unacknowledged task to another worker only after this long; above the
+    # longest export, so a slow job is not run twice meanwhile. A dead worker's export does not
+    # wait for it: its heartbeat stops, and beat sends it again within two minutes.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600),
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
     }
+# Publishing while the broker is down fails within about a second instead of hanging the request
+# (an export stays queued and unsent; beat sends it once the broker is back).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# A worker or beat outlives a broker outage: it reconnects for as long as it takes.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# The workers log through LOGGING (JSON, with the task id as request id), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -265,10 +320,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "comparisons.tasks.recompute_active_metrics",
         "schedule": env_int("RATERHUB_METRICS_EVERY_SECONDS", 600),
     },
-    # A killed worker's export runs again (Redis redelivers by itself; this covers every broker).
+    # Exports whose worker died (no heartbeat for a minute) and exports never sent (the broker
+    # was down when they were requested) go to a worker again.
     "requeue-stalled-exports": {
         "task": "comparisons.tasks.requeue_stalled_export_jobs",
-        "schedule": 300.0,
+        "schedule": 30.0,
     },
     # A pick that finds nothing open reclaims expired leases; this frees the rest every minute.
     "reclaim-expired-leases": {
@@ -304,6 +360,8 @@ CONTENT_SECURITY_POLICY = {
 }
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Probes and Prometheus talk to each node directly over the internal network, in HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
@@ -326,10 +384,46 @@ RATERHUB_IMPORT_MAX_LINE_BYTES = env_int("RATERHUB_IMPORT_MAX_LINE_BYTES", 8 * 1
 RATERHUB_IMPORT_SYNC_MAX_LINES = env_int("RATERHUB_IMPORT_SYNC_MAX_LINES", 5000)
 RATERHUB_RATIONALE_MAX_CHARS = env_int("RATERHUB_RATIONALE_MAX_CHARS", 10_000)
 
+# /metrics (ops.views): a scraper sends "Authorization: Bearer <METRICS_TOKEN>" or comes from
+# one of these networks. Behind nginx every request comes from nginx's address, so the shipped
+# nginx configuration refuses /metrics itself; scrape each node directly.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+
+# Behind a load balancer every client has its address: allauth's per-address login limits
+# read the client from X-Forwarded-For, trusting this many proxies (1 behind the shipped nginx).
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Logs: one JSON object per line (python-json-logger) with the request or task id, or plain
+# text for a developer's terminal. JSON by default whenever DEBUG is off.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "ops.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # One line per request from ops.middleware; Django's own would repeat 4xx/5xx.
+        "django.request": {"level": "ERROR"},
+        # The per-request access line: LOG_REQUESTS=0 silences it (nginx logs access too).
+        "raterhub.request": {"level": "INFO" if env_bool("LOG_REQUESTS", True) else "WARNING"},
+    },
 }

@@ -17,4 +17,5 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("comparisons.urls")),
+    path("", include("ops.urls")),
 ]

@@ -172,6 +172,17 @@ def test_every_url_sends_the_security_headers(objects, lead):
     job = objects["job"].pk
     assert lead_answers[f"/exports/{job}/download"] == (200, "text/csv")
     assert lead_answers[f"/exports/{job}/manifest"] == (200, "application/json")
+    # The probes and the metrics (the test client comes from 127.0.0.1, an allowed network).
+    assert lead_answers["/healthz"][0] == 200 and lead_answers["/readyz"][0] in (200, 503)
+    assert lead_answers["/metrics"][0] == 200
+
+
+def test_the_restricted_metrics_answer_sends_the_security_headers(db, settings):
+    settings.METRICS_ALLOWED_NETWORKS = []
+    response = Client(REMOTE_ADDR="192.0.2.7").get("/metrics")
+
+    assert response.status_code == 404
+    assert header_problems(response.headers) == []
 
 
 def _new_view(request):  # pragma: no cover - never called: the walk fails before any request

@@ -17,6 +17,9 @@ The package splits along what each part needs:
 from comparisons.exports.files import export_preferences
 from comparisons.exports.jobs import (
     create_export_job,
+    exports_to_send,
+    mark_sent,
+    remove_orphaned_partials,
     requeue_stalled_exports,
     run_export_job,
     storage_name,
@@ -39,8 +42,11 @@ __all__ = [
     "aggregate",
     "create_export_job",
     "export_preferences",
+    "exports_to_send",
+    "mark_sent",
     "parse_options",
     "pseudonym",
+    "remove_orphaned_partials",
     "requeue_stalled_exports",
     "run_export_job",
     "storage_name",

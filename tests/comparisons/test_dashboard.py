@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
 import pytest
 from django.test import Client
@@ -179,3 +180,24 @@ def test_chart_helpers():
     # Empty data renders a placeholder, never an error.
     assert "No data yet" in charts.leaderboard_chart([])
     assert "No data yet" in charts.progress_chart([], [], [], 0)
+
+
+def test_recompute_with_the_broker_down_still_answers(
+    client, project, lead, caplog, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    from comparisons.tasks import recompute_metrics
+
+    client.force_login(lead)
+    recompute = reverse("project_dashboard_recompute", args=[project.slug])
+    with (
+        mock.patch.object(
+            recompute_metrics, "apply_async", side_effect=OperationalError("refused")
+        ),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post(recompute)
+
+    assert response.status_code == 302
+    assert "not sent, the broker is unavailable" in caplog.text

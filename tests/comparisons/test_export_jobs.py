@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
 
 import pytest
+from celery import signals
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from comparisons.exports import (
     ExportError,
@@ -21,7 +25,7 @@ from comparisons.exports import (
     storage_name,
 )
 from comparisons.models import ExportJob, JobStatus
-from comparisons.tasks import requeue_stalled_export_jobs, run_export
+from comparisons.tasks import requeue_stalled_export_jobs, run_export, send_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
 
@@ -119,13 +123,20 @@ def test_a_failure_in_the_cli_path_leaves_nothing_at_the_output(judged, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+def _silent_since():
+    """A heartbeat old enough that the job's worker counts as dead."""
+    return timezone.now() - jobs.STALLED_AFTER - timedelta(seconds=1)
+
+
 def test_a_rerun_after_a_killed_worker_produces_the_same_file(judged):
     job = create_export_job(project=judged, format="judgments-parquet", options={})
     first = run_export_job(job.pk)
     with first.file.open("rb") as fh:
         first_bytes = fh.read()
     # A worker died after the file was stored but before the job was marked done.
-    ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, file="")
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, file="", heartbeat_at=_silent_since()
+    )
 
     second = run_export_job(job.pk)
 
@@ -139,7 +150,9 @@ def test_a_rerun_after_a_killed_worker_produces_the_same_file(judged):
 def test_a_failed_rerun_removes_the_file_an_earlier_attempt_stored(judged, monkeypatch):
     job = create_export_job(project=judged, format="trl", options={})
     run_export_job(job.pk)
-    ExportJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, heartbeat_at=_silent_since()
+    )
     monkeypatch.setattr(files, "pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
 
     job = run_export_job(job.pk)
@@ -165,27 +178,15 @@ def test_bad_options_are_refused_before_a_job_exists(project):
     assert not ExportJob.objects.exists()
 
 
-def test_the_job_is_enqueued_only_after_commit(judged, django_capture_on_commit_callbacks):
-    job = create_export_job(project=judged, format="trl-kto", options={"aggregation": "unanimous"})
-
-    with mock.patch("comparisons.tasks.run_export.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            run_export.delay_on_commit(job.pk)
-        delay.assert_not_called()
-        for callback in callbacks:
-            callback()
-    delay.assert_called_once_with(job.pk)
-
-
-def test_the_task_runs_the_job(judged, django_capture_on_commit_callbacks):
+def test_the_task_runs_the_job(judged):
     job = create_export_job(project=judged, format="trl", options={"min_judgments": 3})
 
-    with django_capture_on_commit_callbacks(execute=True):
-        run_export.delay_on_commit(job.pk)  # eager in tests: runs in-process
+    assert send_export(job.pk) is True  # eager in tests: runs in-process
 
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert job.manifest["options"]["min_judgments"] == 3
+    assert job.sent_at is not None
 
 
 def test_a_job_whose_worker_died_is_sent_again_and_completes(
@@ -235,3 +236,122 @@ def test_a_long_job_beats_while_it_runs(judged, monkeypatch):
 
     assert len(beats) >= 3
     assert beats == sorted(beats) and len(set(beats)) == len(beats)
+
+
+def test_partial_files_live_under_the_media_roots_tmp_folder_and_go_when_done(judged, monkeypatch):
+    seen = []
+    real_export = export_preferences
+
+    def watching_export(project, format, path, **options):
+        seen.append(Path(path).parent)
+        assert Path(path).parent.parent == jobs.partials_root()
+        return real_export(project, format, path, **options)
+
+    monkeypatch.setattr(jobs, "export_preferences", watching_export)
+    ok = run_export_job(create_export_job(project=judged, format="trl", options={}).pk)
+    monkeypatch.setattr(files, "pair_rows", mock.Mock(side_effect=RuntimeError("boom")))
+    failed = run_export_job(create_export_job(project=judged, format="trl", options={}).pk)
+
+    assert (ok.status, failed.status) == (JobStatus.SUCCEEDED, JobStatus.FAILED)
+    assert jobs.partials_root() == Path(settings.MEDIA_ROOT) / "tmp" / "exports"
+    assert len(seen) == 2 and not any(folder.exists() for folder in seen)
+    assert list(jobs.partials_root().iterdir()) == []
+
+
+def test_worker_start_removes_the_partials_of_killed_runs_only(judged):
+    dead = create_export_job(project=judged, format="trl", options={})
+    live = create_export_job(project=judged, format="trl-kto", options={})
+    ExportJob.objects.filter(pk=dead.pk).update(
+        status=JobStatus.RUNNING, heartbeat_at=_silent_since()
+    )
+    ExportJob.objects.filter(pk=live.pk).update(
+        status=JobStatus.RUNNING, heartbeat_at=timezone.now()
+    )
+    root = jobs.partials_root()
+    for name in (f"job-{dead.pk}-abc", f"job-{live.pk}-def", "job-999999-old", "stray"):
+        (root / name).mkdir(parents=True)
+        (root / name / "x.jsonl.partial").write_bytes(b"x" * 100)
+
+    signals.worker_ready.send(sender=None)  # what a starting worker sends
+
+    assert sorted(p.name for p in root.iterdir()) == [f"job-{live.pk}-def"]
+
+
+def test_a_rerun_removes_the_partial_folder_its_killed_run_left(judged):
+    job = create_export_job(project=judged, format="trl", options={})
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, heartbeat_at=_silent_since()
+    )
+    killed = jobs.partials_root() / f"job-{job.pk}-killed"
+    killed.mkdir(parents=True)
+    (killed / "x.jsonl.partial").write_bytes(b"x" * 100)
+    other = jobs.partials_root() / "job-999999-other"
+    other.mkdir()
+
+    assert run_export_job(job.pk).status == JobStatus.SUCCEEDED
+
+    assert sorted(p.name for p in jobs.partials_root().iterdir()) == ["job-999999-other"]
+
+
+def test_an_export_asked_for_while_the_broker_is_down_is_sent_once_it_is_back(judged):
+    job = create_export_job(project=judged, format="trl", options={})
+    with mock.patch.object(run_export, "apply_async", side_effect=OperationalError("refused")):
+        assert send_export(job.pk) is False
+        job.refresh_from_db()
+        assert (job.status, job.sent_at) == (JobStatus.QUEUED, None)
+        # Beat's sweep while the broker is still down: still recorded, still unsent.
+        ExportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+        assert requeue_stalled_export_jobs() == 0
+    assert ExportJob.objects.get(pk=job.pk).status == JobStatus.QUEUED
+
+    assert requeue_stalled_export_jobs() == 1  # the broker is back (eager: runs in-process)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.sent_at is not None
+
+
+def test_a_sent_job_is_not_sent_again_until_it_may_have_been_lost(judged):
+    job = create_export_job(project=judged, format="trl", options={})
+    ExportJob.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - timedelta(hours=1), sent_at=timezone.now()
+    )
+    assert jobs.exports_to_send() == []
+
+    ExportJob.objects.filter(pk=job.pk).update(
+        sent_at=timezone.now() - jobs.RESEND_AFTER - timedelta(seconds=1)
+    )
+    assert jobs.exports_to_send() == [job.pk]
+
+
+def test_a_delivery_while_a_live_worker_runs_the_job_changes_nothing(judged):
+    job = create_export_job(project=judged, format="trl", options={})
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, heartbeat_at=timezone.now()
+    )
+
+    with mock.patch.object(jobs, "export_preferences") as export:
+        again = run_export_job(job.pk)
+
+    export.assert_not_called()
+    assert again.status == JobStatus.RUNNING
+
+
+def test_a_run_taken_over_by_another_stops_and_changes_nothing(judged, monkeypatch):
+    monkeypatch.setattr(source, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(jobs, "HEARTBEAT", timedelta(0))
+    job = create_export_job(project=judged, format="judgments", options={})
+    real_export = export_preferences
+
+    def overtaken(project, format, path, *, progress, **options):
+        # Meanwhile another run claimed the job (this one was thought dead) with its own token.
+        ExportJob.objects.filter(pk=job.pk).update(started_at=timezone.now() + timedelta(seconds=1))
+        return real_export(project, format, path, progress=progress, **options)
+
+    monkeypatch.setattr(jobs, "export_preferences", overtaken)
+
+    after = run_export_job(job.pk)
+
+    assert after.status == JobStatus.RUNNING  # the other run's to finish
+    assert not after.file and not after.error
+    assert list(jobs.partials_root().iterdir()) == []

@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from comparisons.exports import create_export_job
 from comparisons.models import ExportJob, JobStatus
-from comparisons.tasks import run_export
+from comparisons.tasks import run_export, send_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
 pytestmark = pytest.mark.slow
@@ -166,7 +166,7 @@ def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, le
         JudgmentFactory(assignment=AssignmentFactory(comparison=c, rater=alice, status="submitted"))
     job = create_export_job(project=project, format="trl-parquet", requested_by=lead, options={})
 
-    run_export.delay_on_commit(job.pk)  # autocommit here: sent at once
+    assert send_export(job.pk)  # the way the admin sends it
 
     _wait_until_finished(job, worker, seconds=90)
     assert job.status == JobStatus.SUCCEEDED, job.error or "worker never finished the job"
