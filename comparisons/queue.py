@@ -31,7 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F
 from django.utils import timezone
 
 from comparisons import sql
@@ -82,13 +82,7 @@ def _membership(rater, project: Project) -> tuple[str, int, float, int | None] |
     Fresh, so that a lead pausing the project stops new leases at once even for a caller
     holding an old Project instance.
     """
-    live = Assignment.objects.filter(project=OuterRef("pk"), rater=rater, status=ACTIVE)
-    return (
-        Project.objects.rateable_by(rater)
-        .filter(pk=project.pk)
-        .values_list("status", "lease_seconds", "gold_rate", Subquery(live.values("pk")[:1]))
-        .first()
-    )
+    return sql.membership(project_id=project.pk, rater_id=rater.pk)
 
 
 def empty_reason(rater, project: Project) -> EmptyReason:
@@ -216,8 +210,7 @@ def _open_regular(project: Project):
 
 def _window_end(project: Project) -> int | None:
     """The priority of the pick window's last row, or None if the window holds every open row."""
-    ends = _open_regular(project).order_by(*PICK_ORDER).values_list("priority", flat=True)
-    return ends[PICK_WINDOW - 1 : PICK_WINDOW].first()
+    return sql.window_end(project_id=project.pk, window=PICK_WINDOW)
 
 
 def _pick(rater, project: Project) -> Comparison | None:
@@ -267,15 +260,6 @@ def _pick_exact(rater, project: Project) -> Comparison | None:
     return comparison
 
 
-def _take_slot(comparison_id: int) -> bool:
-    """One slot of a locked open comparison for a new lease; False if it has none left."""
-    return bool(
-        Comparison.objects.filter(pk=comparison_id, open_slots__gt=0).update(
-            open_slots=F("open_slots") - 1, lease_count=F("lease_count") + 1
-        )
-    )
-
-
 def _lease_in_transaction(
     rater, project: Project, *, lease_seconds: int, gold_rate: float, exact: bool
 ) -> Assignment | None:
@@ -295,7 +279,7 @@ def _lease_in_transaction(
             return None
         # The row is locked on PostgreSQL and writes are serialized on SQLite, so this cannot
         # miss; the condition and row count still guard the invariant if either assumption breaks.
-        if _take_slot(comparison.pk):
+        if sql.take_slot(comparison.pk):
             comparison.open_slots -= 1
             nth = comparison.lease_count
             comparison.lease_count += 1
@@ -604,40 +588,38 @@ def submit_judgment(
 
 def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any]) -> Judgment:
     # Locking the lease serializes a double submit and a concurrent reclaim or skip.
-    lease = (
-        Assignment.objects.select_for_update(no_key=True, of=("self",))
-        .annotate(judgment_id=F("judgment__id"), gold_choice=F("comparison__gold_choice"))
-        .only("status", "skip_reason", "swapped", "comparison_id")
-        .get(pk=assignment.pk)
-    )
-    if lease.judgment_id is None and lease.status == SUBMITTED:
+    row = sql.lock_lease(assignment.pk)
+    if row is None:
+        raise Assignment.DoesNotExist(f"Assignment {assignment.pk} does not exist.")
+    status, skip_reason, swapped, comparison_id, judgment_id, gold_choice = row
+    if judgment_id is None and status == SUBMITTED:
         # We waited on the lock while another submit finished. PostgreSQL re-read the locked
         # row, not the joined judgment (that came from the statement's earlier snapshot), so
         # ask again: this statement sees the committed judgment.
-        lease.judgment_id = (
+        judgment_id = (
             Judgment.objects.filter(assignment_id=assignment.pk)
             .values_list("pk", flat=True)
             .first()
         )
-    if lease.judgment_id is not None:
-        return Judgment.objects.get(pk=lease.judgment_id)
-    if lease.status == SKIPPED:
+    if judgment_id is not None:
+        return Judgment.objects.get(pk=judgment_id)
+    if status == SKIPPED:
         message = (
             "A project lead released this comparison from you; your answer was not recorded."
-            if lease.skip_reason == RELEASED_REASON
+            if skip_reason == RELEASED_REASON
             else "You skipped this comparison."
         )
         raise ValidationError({NON_FIELD_ERRORS: [message]})
-    if lease.status not in (ACTIVE, EXPIRED):
+    if status not in (ACTIVE, EXPIRED):
         raise ValidationError({NON_FIELD_ERRORS: ["This assignment is already finished."]})
 
     # The scheme from the caller's project (loaded with the lease, or fetched here once).
     cleaned = check_answer(assignment.project, **answer)
-    is_gold = lease.gold_choice is not None
+    is_gold = gold_choice is not None
     # An active lease already holds its slot and gold takes none; a reclaimed lease's judgment
     # counts only if a slot is still free to take back (judged_count counts counted ones).
-    judged = Comparison.objects.filter(pk=lease.comparison_id)
-    if lease.status == ACTIVE or is_gold:
+    judged = Comparison.objects.filter(pk=comparison_id)
+    if status == ACTIVE or is_gold:
         counted = bool(judged.update(judged_count=F("judged_count") + 1))
     else:
         counted = bool(
@@ -651,9 +633,9 @@ def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any]) -> Ju
     return Judgment.objects.create(
         assignment=assignment,
         project_id=assignment.project_id,
-        comparison_id=lease.comparison_id,
+        comparison_id=comparison_id,
         rater_id=assignment.rater_id,
-        swapped=lease.swapped,
+        swapped=swapped,
         is_gold=is_gold,
         is_late=not counted,
         counted=counted,
