@@ -541,8 +541,8 @@ class ComparisonAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change and obj.gold_choice is None:
-            # As an import would: a new regular comparison has `overlap` open slots.
-            obj.open_slots = obj.project.overlap
+            # As an import would: a new regular comparison has the policy's minimum open.
+            obj.open_slots = obj.project.initial_slots
         super().save_model(request, obj, form, change)
 
     @admin.display(description="Prompt")

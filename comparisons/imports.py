@@ -203,7 +203,7 @@ class _Importer:
         self.progress = progress
         self.max_line_bytes = settings.RATERHUB_IMPORT_MAX_LINE_BYTES
         self.max_metadata_bytes = settings.RATERHUB_IMPORT_MAX_METADATA_BYTES
-        self.overlap = project.overlap
+        self.initial_slots = project.initial_slots
         self.allowed_gold = set(project.allowed_choices())
         self.seen: dict[str, int] = {}  # external_id -> line, to report duplicates in the file
         self.batch: list[_Record] = []
@@ -445,7 +445,7 @@ class _Importer:
                 priority=r.priority,
                 gold_choice=r.gold_choice,
                 # Gold comparisons are served by the gold rate, never by the open-slot pick.
-                open_slots=0 if r.gold_choice else self.overlap,
+                open_slots=0 if r.gold_choice else self.initial_slots,
             )
             for r in batch
         )

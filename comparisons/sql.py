@@ -10,7 +10,8 @@ whole history, and which plan it picks depends on statistics that lag a busy rat
     and the row taken is then locked by primary key (LOCK_FIRST_FREE), and
   - fences the probe with OFFSET 0 (PostgreSQL cannot flatten a subquery with an OFFSET) and
     keeps it off the rater_id indexes with a unary + (the same idiom works on SQLite).
-Each statement runs unchanged on PostgreSQL and SQLite. The queue is their only caller, and
+"Had" leaves out released leases (a lead gave the comparison back to the queue, this rater
+included), as the once-per-rater constraint does. Each statement runs unchanged on PostgreSQL and SQLite. The queue is their only caller, and
 imports call `analyze_comparisons` after a bulk insert.
 """
 
@@ -30,7 +31,7 @@ SELECT w.id FROM (
 ) w
 WHERE NOT EXISTS (
     SELECT 1 FROM comparisons_assignment seen
-    WHERE seen.comparison_id = w.id AND +seen.rater_id = %s
+    WHERE seen.comparison_id = w.id AND +seen.rater_id = %s AND NOT (seen.status = 'released')
     LIMIT 1 OFFSET 0
 )
 ORDER BY w.priority DESC, w.judged_count DESC, w.id
@@ -44,7 +45,7 @@ WHERE c.project_id = %s AND c.open_slots > 0 AND c.gold_choice IS NULL
     AND c.priority = %s AND c.judged_count = 0
     AND NOT EXISTS (
         SELECT 1 FROM comparisons_assignment seen
-        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s
+        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s AND NOT (seen.status = 'released')
         LIMIT 1 OFFSET 0
     )
 ORDER BY c.id
@@ -57,7 +58,7 @@ SELECT c.id FROM comparisons_comparison c
 WHERE c.project_id = %s AND c.open_slots > 0 AND c.gold_choice IS NULL
     AND NOT EXISTS (
         SELECT 1 FROM comparisons_assignment seen
-        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s
+        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s AND NOT (seen.status = 'released')
         LIMIT 1 OFFSET 0
     )
 ORDER BY c.priority DESC, c.judged_count DESC, c.id
@@ -70,7 +71,7 @@ SELECT c.id FROM comparisons_comparison c
 WHERE c.project_id = %s AND c.gold_choice IS NOT NULL
     AND NOT EXISTS (
         SELECT 1 FROM comparisons_assignment seen
-        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s
+        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s AND NOT (seen.status = 'released')
         LIMIT 1 OFFSET 0
     )
 ORDER BY c.id

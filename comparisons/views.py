@@ -206,7 +206,11 @@ def _duration_ms(request: HttpRequest, assignment: Assignment) -> int:
 def rate_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     assignment = _get_assignment_for_rater(request, slug, pk)
     project = assignment.project
-    if assignment.status == AssignmentStatus.SKIPPED:
+    if assignment.status in (
+        AssignmentStatus.SKIPPED,
+        AssignmentStatus.RELEASED,
+        AssignmentStatus.KEPT_AWAY,
+    ):
         # Skipped here or released by a lead: nothing to record; move on and say so.
         return _next_panel(request, project, notice=NOT_RECORDED_NOTICE)
     form = JudgmentForm(request.POST, project=project)

@@ -11,6 +11,7 @@ import factory
 from django.utils import timezone
 
 from accounts.models import User
+from comparisons import overlap
 from comparisons.models import Assignment, AssignmentStatus, Comparison, Judgment, Project, Response
 
 
@@ -53,7 +54,7 @@ class ComparisonFactory(factory.django.DjangoModelFactory):
         lambda o: [{"role": "user", "content": f"Question {o.external_id}?"}]
     )
     metadata = factory.LazyFunction(dict)
-    open_slots = factory.LazyAttribute(lambda o: o.project.overlap)
+    open_slots = factory.LazyAttribute(lambda o: o.project.initial_slots)
 
     @factory.post_generation
     def responses(self, create, extracted, **kwargs):
@@ -117,7 +118,7 @@ def bulk_comparisons(
     for i in range(n):
         values = {
             "prompt": [{"role": "user", "content": f"Question {i}?"}],
-            "open_slots": max(project.overlap - judged, 0),
+            "open_slots": max(project.initial_slots - judged, 0),
             "judged_count": judged,
             "lease_count": judged,
         }
@@ -158,4 +159,26 @@ def bulk_comparisons(
             )
             for j, a in enumerate(assignments)
         )
+        _count_as_the_queue_would(project, comparisons)
     return comparisons
+
+
+def _count_as_the_queue_would(project: Project, comparisons: list[Comparison]) -> None:
+    """lead_margin, completed_at and open_slots of bulk-judged comparisons, by the queue's rule."""
+    low, high = project.overlap_bounds()
+    choices: dict[int, list[str]] = {}
+    for cid, choice in Judgment.objects.filter(
+        comparison__in=comparisons, counted=True
+    ).values_list("comparison_id", "choice"):
+        choices.setdefault(cid, []).append(choice)
+    now = timezone.now()
+    for c in comparisons:
+        if c.gold_choice is not None:
+            continue
+        votes = choices.get(c.pk, [])
+        c.lead_margin = overlap.lead_margin(votes)
+        target = overlap.target(len(votes), c.lead_margin, minimum=low, maximum=high)
+        c.open_slots = target - len(votes)
+        if overlap.is_complete(len(votes), c.lead_margin, minimum=low, maximum=high):
+            c.completed_at = now
+    Comparison.objects.bulk_update(comparisons, ["lead_margin", "completed_at", "open_slots"])
