@@ -274,6 +274,25 @@ class Project(models.Model):
         return choices
 
 
+def judgment_target() -> models.Case:
+    """A regular comparison's share of its project's judgment target, as an expression over
+    Comparison rows: the counted judgments of a complete one; else the least it will still
+    take (comparisons.overlap.target: the policy's minimum, or one more). Summed, the fixed
+    policy's regular comparisons x overlap; for the adaptive policy it grows as work is done.
+    """
+    low = models.Case(
+        models.When(project__overlap_policy=OverlapPolicy.ADAPTIVE, then=F("project__min_overlap")),
+        default=F("project__overlap"),
+        output_field=models.IntegerField(),
+    )
+    return models.Case(
+        models.When(completed_at__isnull=False, then=F("judged_count")),
+        models.When(judged_count__lt=low, then=low),
+        default=F("judged_count") + 1,
+        output_field=models.IntegerField(),
+    )
+
+
 class ComparisonQuerySet(models.QuerySet):
     def regular(self):
         return self.filter(gold_choice__isnull=True)

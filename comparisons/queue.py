@@ -461,7 +461,7 @@ def _bounds_and_choices(project_id: int, comparison_id: int) -> tuple[tuple[int,
 def set_overlap_policy(
     project: Project,
     *,
-    policy: str | None = None,
+    overlap_policy: str | None = None,
     overlap: int | None = None,
     min_overlap: int | None = None,
     max_overlap: int | None = None,
@@ -478,7 +478,7 @@ def set_overlap_policy(
     with transaction.atomic():
         current = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         changed = {
-            "overlap_policy": current.overlap_policy if policy is None else policy,
+            "overlap_policy": current.overlap_policy if overlap_policy is None else overlap_policy,
             "overlap": current.overlap if overlap is None else overlap,
             "min_overlap": current.min_overlap if min_overlap is None else min_overlap,
             "max_overlap": current.max_overlap if max_overlap is None else max_overlap,

@@ -54,7 +54,17 @@ class ComparisonFactory(factory.django.DjangoModelFactory):
         lambda o: [{"role": "user", "content": f"Question {o.external_id}?"}]
     )
     metadata = factory.LazyFunction(dict)
+    gold_choice = None
+    judged_count = 0
     open_slots = factory.LazyAttribute(lambda o: o.project.initial_slots)
+    # Given judged_count as a fixed-policy project's queue would record it: complete at overlap.
+    completed_at = factory.LazyAttribute(
+        lambda o: (
+            timezone.now()
+            if o.gold_choice is None and o.judged_count >= o.project.max_judgments
+            else None
+        )
+    )
 
     @factory.post_generation
     def responses(self, create, extracted, **kwargs):
