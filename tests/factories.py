@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import factory
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import User
@@ -104,6 +105,13 @@ class JudgmentFactory(factory.django.DjangoModelFactory):
     swapped = factory.LazyAttribute(lambda o: o.assignment.swapped)
     choice = "a"
 
+    @factory.post_generation
+    def recount(self, create, extracted, **kwargs):
+        # Keep the comparison's counters as the queue would (completed_at above all: exports
+        # and progress read "complete" from it).
+        if create and extracted is not False:
+            count_as_the_queue_would(Comparison.objects.get(pk=self.comparison_id))
+
 
 _bulk_numbers = itertools.count()
 
@@ -169,13 +177,22 @@ def bulk_comparisons(
             )
             for j, a in enumerate(assignments)
         )
-        _count_as_the_queue_would(project, comparisons)
+        count_as_the_queue_would(*comparisons)
     return comparisons
 
 
-def _count_as_the_queue_would(project: Project, comparisons: list[Comparison]) -> None:
-    """lead_margin, completed_at and open_slots of bulk-judged comparisons, by the queue's rule."""
-    low, high = project.overlap_bounds()
+def count_as_the_queue_would(*comparisons: Comparison) -> None:
+    """judged_count, lead_margin, completed_at and open_slots of comparisons judged by hand
+    (factories), from their judgments and leases, by the queue's rule."""
+    if not comparisons:
+        return
+    low, high = comparisons[0].project.overlap_bounds()
+    active = dict(
+        Assignment.objects.filter(comparison__in=comparisons, status=AssignmentStatus.ACTIVE)
+        .values("comparison_id")
+        .annotate(n=Count("id"))
+        .values_list("comparison_id", "n")
+    )
     choices: dict[int, list[str]] = {}
     for cid, choice in Judgment.objects.filter(
         comparison__in=comparisons, counted=True
@@ -183,12 +200,15 @@ def _count_as_the_queue_would(project: Project, comparisons: list[Comparison]) -
         choices.setdefault(cid, []).append(choice)
     now = timezone.now()
     for c in comparisons:
+        votes = choices.get(c.pk, [])
+        c.judged_count = len(votes)
         if c.gold_choice is not None:
             continue
-        votes = choices.get(c.pk, [])
         c.lead_margin = overlap.lead_margin(votes)
         target = overlap.target(len(votes), c.lead_margin, minimum=low, maximum=high)
-        c.open_slots = target - len(votes)
-        if overlap.is_complete(len(votes), c.lead_margin, minimum=low, maximum=high):
-            c.completed_at = now
-    Comparison.objects.bulk_update(comparisons, ["lead_margin", "completed_at", "open_slots"])
+        c.open_slots = target - len(votes) - active.get(c.pk, 0)
+        complete = overlap.is_complete(len(votes), c.lead_margin, minimum=low, maximum=high)
+        c.completed_at = (c.completed_at or now) if complete else None
+    Comparison.objects.bulk_update(
+        comparisons, ["judged_count", "lead_margin", "completed_at", "open_slots"]
+    )
