@@ -156,10 +156,18 @@ def import_comparisons(
         with transaction.atomic():
             # Two imports into one project serialize here, so a batch's existing-id check can't
             # race the other import's insert. NO KEY UPDATE still lets raters insert leases and
-            # judgments that reference the project. Also reads the overlap current right now.
+            # judgments that reference the project. Also reads the overlap current right now
+            # (a policy change takes the same lock: it waits, then recomputes these rows too).
             locked = (
                 Project.objects.select_for_update(no_key=True)
-                .only("overlap", "allow_tie", "allow_both_bad")
+                .only(
+                    "overlap_policy",
+                    "overlap",
+                    "min_overlap",
+                    "max_overlap",
+                    "allow_tie",
+                    "allow_both_bad",
+                )
                 .get(pk=project.pk)
             )
             importer = _Importer(

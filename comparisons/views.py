@@ -89,7 +89,11 @@ def rate_index(request: HttpRequest) -> HttpResponse:
             # Open regular comparisons this rater has not been given yet.
             left=count_for_project(
                 Comparison.objects.regular().filter(project=OuterRef("pk"), open_slots__gt=0)
-                .filter(~Exists(Assignment.objects.filter(comparison=OuterRef("pk"), rater=user)))
+                .filter(~Exists(
+                    # A lease a lead released does not count: the comparison is theirs again.
+                    Assignment.objects.filter(comparison=OuterRef("pk"), rater=user)
+                    .exclude(status=AssignmentStatus.RELEASED)
+                ))
             ),
             has_lease=Exists(
                 Assignment.objects.active().filter(project=OuterRef("pk"), rater=user)

@@ -320,6 +320,8 @@ def test_the_rating_page_offers_a_released_comparison_again(client, alice):
     client.force_login(alice)
     assert "Unjudged prompt" in client.get("/rate/solo/").content.decode()
     queue.release_leases(rater=alice, project=project)
+    # The project list still counts it as work left (one active project: straight to it).
+    assert client.get("/rate/")["Location"] == "/rate/solo/"
     page = client.get("/rate/solo/").content.decode()
     assert "Unjudged prompt" in page
 
