@@ -269,10 +269,10 @@ class ProjectAdmin(admin.ModelAdmin):
                     "lease_seconds",
                     "gold_rate",
                 ),
-                "description": "Fixed: every comparison gets `overlap` judgments. Adaptive: "
-                "`min overlap`, then one more at a time while the leading choice could still "
-                "be overturned, up to `max overlap`. Changing these recomputes every "
-                "comparison's open slots from the judgments it has.",
+                "description": "Fixed: every comparison gets Overlap judgments. Adaptive: Min "
+                "overlap, then one more at a time while the leading choice could still be "
+                "overturned, up to Max overlap. Changing these recomputes every comparison's "
+                "open slots from the judgments it already has.",
             },
         ),
         (

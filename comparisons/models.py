@@ -115,7 +115,7 @@ class ProjectStatus(models.TextChoices):
 
 
 class OverlapPolicy(models.TextChoices):
-    FIXED = "fixed", "Fixed: every comparison gets `overlap` judgments"
+    FIXED = "fixed", "Fixed: every comparison gets Overlap judgments"
     ADAPTIVE = "adaptive", "Adaptive: stop once the leading choice cannot be overturned"
 
 

@@ -91,7 +91,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='project',
             name='overlap_policy',
-            field=models.CharField(choices=[('fixed', 'Fixed: every comparison gets `overlap` judgments'), ('adaptive', 'Adaptive: stop once the leading choice cannot be overturned')], default='fixed', max_length=16),
+            field=models.CharField(choices=[('fixed', 'Fixed: every comparison gets Overlap judgments'), ('adaptive', 'Adaptive: stop once the leading choice cannot be overturned')], default='fixed', max_length=16),
         ),
         migrations.AlterField(
             model_name='assignment',
