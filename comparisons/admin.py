@@ -23,7 +23,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
@@ -49,13 +49,18 @@ from comparisons.models import (
     ExportJob,
     ImportJob,
     Judgment,
+    OverlapPolicy,
     Project,
     ProjectStatus,
     Response,
     count_for_project,
+    judgment_target,
 )
-from comparisons.queue import change_overlap, release_leases
+from comparisons.queue import release_leases, set_overlap_policy
 from comparisons.tasks import run_import, send_export, send_on_commit
+
+# The project settings the queue recomputes every comparison for when they change.
+OVERLAP_FIELDS = ("overlap_policy", "overlap", "min_overlap", "max_overlap")
 
 admin.site.site_header = "RaterHub admin"
 admin.site.site_title = "RaterHub admin"
@@ -237,7 +242,7 @@ class ProjectAdmin(admin.ModelAdmin):
         "name",
         "slug",
         "status",
-        "overlap",
+        "overlap_display",
         "comparisons_progress",
         "judgments_progress",
     )
@@ -254,7 +259,22 @@ class ProjectAdmin(admin.ModelAdmin):
     ]
     fieldsets = (
         (None, {"fields": ("name", "slug", "description", "instructions", "status")}),
-        ("Queue", {"fields": ("overlap", "lease_seconds", "gold_rate")}),
+        (
+            "Queue",
+            {
+                "fields": (
+                    "overlap_policy",
+                    "overlap",
+                    ("min_overlap", "max_overlap"),
+                    "lease_seconds",
+                    "gold_rate",
+                ),
+                "description": "Fixed: every comparison gets Overlap judgments. Adaptive: Min "
+                "overlap, then one more at a time while the leading choice could still be "
+                "overturned, up to Max overlap. Changing these recomputes every comparison's "
+                "open slots from the judgments it already has.",
+            },
+        ),
         (
             "Rating scheme",
             {
@@ -294,40 +314,50 @@ class ProjectAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         regular = Comparison.objects.filter(project=OuterRef("pk"), gold_choice__isnull=True)
         judged = regular.order_by().values("project").annotate(n=Sum("judged_count")).values("n")
+        target = regular.order_by().values("project").annotate(n=Sum(judgment_target()))
         return (
             super()
             .get_queryset(request)
             .filter(pk__in=visible_projects(request).values("pk"))
             .annotate(
                 regular_total=count_for_project(regular),
-                fully_judged=count_for_project(
-                    regular.filter(judged_count__gte=OuterRef("overlap"))
-                ),
+                fully_judged=count_for_project(regular.complete()),
                 judgments_done=Coalesce(Subquery(judged, output_field=IntegerField()), 0),
+                judgments_target=Coalesce(
+                    Subquery(target.values("n"), output_field=IntegerField()), 0
+                ),
             )
         )
 
-    @admin.display(description="Comparisons fully judged")
+    @admin.display(description="Overlap")
+    def overlap_display(self, obj: Project) -> str:
+        if obj.overlap_policy == OverlapPolicy.ADAPTIVE:
+            return f"adaptive {obj.min_overlap} to {obj.max_overlap}"
+        return str(obj.overlap)
+
+    @admin.display(description="Comparisons complete")
     def comparisons_progress(self, obj: Project) -> str:
         return _progress_bar(obj.fully_judged, obj.regular_total)
 
     @admin.display(description="Judgments / target")
     def judgments_progress(self, obj: Project) -> str:
-        return _progress_bar(obj.judgments_done, obj.regular_total * obj.overlap)
+        return _progress_bar(obj.judgments_done, obj.judgments_target)
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
             super().save_model(request, obj, form, change)
             return
-        if "overlap" in form.changed_data:
-            # The queue owns open_slots: save everything else with the old overlap, then let
-            # change_overlap write the new one and move every comparison's slots with it.
-            new_overlap = obj.overlap
-            obj.overlap = form.initial["overlap"]
+        changed = [name for name in OVERLAP_FIELDS if name in form.changed_data]
+        if changed:
+            # The queue owns open_slots and completed_at: save everything else with the old
+            # overlap settings, then let set_overlap_policy write the new ones and recompute
+            # every comparison under them.
+            new = {name: getattr(obj, name) for name in OVERLAP_FIELDS}
+            for name in OVERLAP_FIELDS:
+                setattr(obj, name, form.initial[name])
             super().save_model(request, obj, form, change)
-            change_overlap(obj, new_overlap)
-            obj.overlap = new_overlap
+            set_overlap_policy(obj, **{name: new[name] for name in changed})
             return
         super().save_model(request, obj, form, change)
 
@@ -469,7 +499,7 @@ class PriorityFilter(admin.SimpleListFilter):
 
 
 class FullyJudgedFilter(admin.SimpleListFilter):
-    title = "fully judged"
+    title = "complete"
     parameter_name = "fully_judged"
 
     def lookups(self, request, model_admin):
@@ -477,9 +507,9 @@ class FullyJudgedFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(judged_count__gte=F("project__overlap"))
+            return queryset.complete()
         if self.value() == "no":
-            return queryset.filter(judged_count__lt=F("project__overlap"))
+            return queryset.regular().incomplete()
         return queryset
 
 
@@ -511,7 +541,14 @@ class ComparisonAdmin(admin.ModelAdmin):
     )
     search_fields = ("external_id", "prompt")
     inlines = [ResponseInline]
-    readonly_fields = ("open_slots", "judged_count", "lease_count", "created_at")
+    readonly_fields = (
+        "open_slots",
+        "judged_count",
+        "lead_margin",
+        "completed_at",
+        "lease_count",
+        "created_at",
+    )
     fields = (
         "project",
         "external_id",
@@ -541,8 +578,8 @@ class ComparisonAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change and obj.gold_choice is None:
-            # As an import would: a new regular comparison has `overlap` open slots.
-            obj.open_slots = obj.project.overlap
+            # As an import would: a new regular comparison has the policy's minimum open.
+            obj.open_slots = obj.project.initial_slots
         super().save_model(request, obj, form, change)
 
     @admin.display(description="Prompt")
@@ -633,6 +670,19 @@ class LeaseStateFilter(admin.SimpleListFilter):
     permissions=["release"],
 )
 def release_active_leases(modeladmin, request, queryset):
+    _release(modeladmin, request, queryset, keep_away=False)
+
+
+@admin.action(
+    description="Release the active leases of the selected assignments' raters and keep "
+    "those raters away from these comparisons",
+    permissions=["release"],
+)
+def keep_raters_away(modeladmin, request, queryset):
+    _release(modeladmin, request, queryset, keep_away=True)
+
+
+def _release(modeladmin, request, queryset, *, keep_away: bool) -> None:
     pairs = list(
         queryset.filter(status=AssignmentStatus.ACTIVE)
         .order_by()
@@ -643,8 +693,13 @@ def release_active_leases(modeladmin, request, queryset):
     projects = Project.objects.in_bulk({project_id for _, project_id in pairs})
     released = 0
     for rater_id, project_id in pairs:
-        released += release_leases(rater=raters[rater_id], project=projects[project_id])
-    modeladmin.message_user(request, f"Released {released} active lease(s).", messages.SUCCESS)
+        released += release_leases(
+            rater=raters[rater_id], project=projects[project_id], keep_away=keep_away
+        )
+    done = "kept their raters away from" if keep_away else "gave back to the queue"
+    modeladmin.message_user(
+        request, f"Released {released} active lease(s): {done} their comparisons.", messages.SUCCESS
+    )
 
 
 @admin.register(Assignment)
@@ -668,7 +723,7 @@ class AssignmentAdmin(ReadOnlyAdmin):
         ProjectRaterFilter,
     )
     search_fields = ("comparison__external_id", "rater__email")
-    actions = [release_active_leases]
+    actions = [release_active_leases, keep_raters_away]
     list_per_page = 100
     show_full_result_count = False
 

@@ -357,3 +357,35 @@ def meter(share: float | None, *, label: str) -> SafeString:
         ],
         label,
     )
+
+
+def count_bars(
+    labels: Sequence[str], counts: Sequence[int], *, label: str, unit: str
+) -> SafeString:
+    """Vertical bars, one per labelled category (e.g. judgments per comparison), each with its
+    count above it; heights on one linear scale from 0."""
+    width, height = 560, 200
+    if not sum(counts):
+        return _empty(width, height, label)
+    left, right, top, bottom = 16, 16, 20, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+    slot = plot_w / len(counts)
+    peak = max(counts)
+    body = []
+    for i, (name, count) in enumerate(zip(labels, counts, strict=True)):
+        h = plot_h * count / peak
+        x = left + i * slot
+        body.append(
+            f'<rect x="{x + 4:.1f}" y="{top + plot_h - h:.1f}" width="{max(slot - 8, 1):.1f}" '
+            f'height="{h:.1f}" rx="3" fill="{sequential(0.35 + 0.65 * (i + 1) / len(counts))}">'
+            f"<title>{escape(name)}: {count} {escape(unit)}</title></rect>"
+            f'<text x="{x + slot / 2:.1f}" y="{top + plot_h - h - 5:.1f}" text-anchor="middle" '
+            f'font-size="11" fill="{INK}">{count}</text>'
+            f'<text x="{x + slot / 2:.1f}" y="{height - bottom + 15}" text-anchor="middle" '
+            f'font-size="11" fill="{MUTED}">{escape(name)}</text>'
+        )
+    body.append(
+        f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" '
+        f'stroke="{MUTED}"/>'
+    )
+    return _svg(width, height, body, label)

@@ -161,6 +161,19 @@ def _throughput_rows(data: dict) -> list[tuple[str, list[int]]]:
     return rows[:THROUGHPUT_ROWS]
 
 
+def _overlap_chart(use: dict | None):
+    """Judgments per comparison (metrics.overlap_use), as bars; None for older snapshots."""
+    if not use:
+        return None
+    bars = use.get("histogram", [])
+    return charts.count_bars(
+        [str(b["judgments"]) for b in bars],
+        [b["comparisons"] for b in bars],
+        label="Comparisons by number of counted judgments",
+        unit="comparisons",
+    )
+
+
 @login_required
 @require_GET
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
@@ -210,6 +223,8 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
                 matrix.get("models", []), matrix.get("win_rate", []), matrix.get("counts", [])
             ),
             weights=metrics.QUALITY_WEIGHTS,
+            overlap=data.get("overlap"),
+            overlap_svg=_overlap_chart(data.get("overlap")),
         )
     return render(request, "comparisons/dashboard.html", context)
 

@@ -156,10 +156,18 @@ def import_comparisons(
         with transaction.atomic():
             # Two imports into one project serialize here, so a batch's existing-id check can't
             # race the other import's insert. NO KEY UPDATE still lets raters insert leases and
-            # judgments that reference the project. Also reads the overlap current right now.
+            # judgments that reference the project. Also reads the overlap current right now
+            # (a policy change takes the same lock: it waits, then recomputes these rows too).
             locked = (
                 Project.objects.select_for_update(no_key=True)
-                .only("overlap", "allow_tie", "allow_both_bad")
+                .only(
+                    "overlap_policy",
+                    "overlap",
+                    "min_overlap",
+                    "max_overlap",
+                    "allow_tie",
+                    "allow_both_bad",
+                )
                 .get(pk=project.pk)
             )
             importer = _Importer(
@@ -203,7 +211,7 @@ class _Importer:
         self.progress = progress
         self.max_line_bytes = settings.RATERHUB_IMPORT_MAX_LINE_BYTES
         self.max_metadata_bytes = settings.RATERHUB_IMPORT_MAX_METADATA_BYTES
-        self.overlap = project.overlap
+        self.initial_slots = project.initial_slots
         self.allowed_gold = set(project.allowed_choices())
         self.seen: dict[str, int] = {}  # external_id -> line, to report duplicates in the file
         self.batch: list[_Record] = []
@@ -445,7 +453,7 @@ class _Importer:
                 priority=r.priority,
                 gold_choice=r.gold_choice,
                 # Gold comparisons are served by the gold rate, never by the open-slot pick.
-                open_slots=0 if r.gold_choice else self.overlap,
+                open_slots=0 if r.gold_choice else self.initial_slots,
             )
             for r in batch
         )

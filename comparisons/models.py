@@ -114,6 +114,11 @@ class ProjectStatus(models.TextChoices):
     ARCHIVED = "archived", "Archived"
 
 
+class OverlapPolicy(models.TextChoices):
+    FIXED = "fixed", "Fixed: every comparison gets Overlap judgments"
+    ADAPTIVE = "adaptive", "Adaptive: stop once the leading choice cannot be overturned"
+
+
 class RationaleMode(models.TextChoices):
     OFF = "off", "Off"
     OPTIONAL = "optional", "Optional"
@@ -129,8 +134,18 @@ class Project(models.Model):
     instructions = models.TextField(blank=True, help_text="Markdown shown above the rating form.")
     status = models.CharField(max_length=16, choices=ProjectStatus, default=ProjectStatus.ACTIVE)
 
+    overlap_policy = models.CharField(
+        max_length=16, choices=OverlapPolicy, default=OverlapPolicy.FIXED
+    )
     overlap = models.PositiveSmallIntegerField(
-        default=3, help_text="Distinct raters who judge each comparison."
+        default=3, help_text="Fixed policy: distinct raters who judge each comparison."
+    )
+    min_overlap = models.PositiveSmallIntegerField(
+        default=2, help_text="Adaptive policy: judgments every comparison gets."
+    )
+    max_overlap = models.PositiveSmallIntegerField(
+        default=3,
+        help_text="Adaptive policy: judgments at most, while the leading choice could be overturned.",
     )
     lease_seconds = models.PositiveIntegerField(
         default=600, help_text="How long a rater holds a comparison before it is offered to others."
@@ -183,6 +198,14 @@ class Project(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_gte_1"),
             models.CheckConstraint(
+                condition=Q(min_overlap__gte=1, max_overlap__gte=F("min_overlap")),
+                name="project_overlap_bounds",
+            ),
+            models.CheckConstraint(
+                condition=Q(overlap_policy__in=OverlapPolicy.values),
+                name="project_overlap_policy_valid",
+            ),
+            models.CheckConstraint(
                 condition=Q(lease_seconds__gte=30), name="project_lease_gte_30s"
             ),
             models.CheckConstraint(
@@ -211,6 +234,37 @@ class Project(models.Model):
     def is_active(self) -> bool:
         return self.status == ProjectStatus.ACTIVE
 
+    def clean(self) -> None:
+        super().clean()
+        if self.min_overlap is not None and self.min_overlap < 1:
+            raise ValidationError({"min_overlap": "At least 1."})
+        if (
+            self.min_overlap is not None
+            and self.max_overlap is not None
+            and self.max_overlap < self.min_overlap
+        ):
+            raise ValidationError(
+                {"max_overlap": "Must be at least the minimum overlap (1 ≤ min ≤ max)."}
+            )
+
+    def overlap_bounds(self) -> tuple[int, int]:
+        """(minimum, maximum) counted judgments per comparison for comparisons.overlap's rule:
+        the fixed policy is the rule with both at `overlap`."""
+        if self.overlap_policy == OverlapPolicy.ADAPTIVE:
+            return self.min_overlap, self.max_overlap
+        return self.overlap, self.overlap
+
+    @property
+    def initial_slots(self) -> int:
+        """open_slots of a new regular comparison: the rule's minimum, leased all at once
+        (comparisons.overlap.target of no judgments)."""
+        return self.overlap_bounds()[0]
+
+    @property
+    def max_judgments(self) -> int:
+        """The most counted judgments a comparison may get under the policy."""
+        return self.overlap_bounds()[1]
+
     def allowed_choices(self) -> list[str]:
         choices = [Choice.A.value, Choice.B.value]
         if self.allow_tie:
@@ -220,6 +274,25 @@ class Project(models.Model):
         return choices
 
 
+def judgment_target() -> models.Case:
+    """A regular comparison's share of its project's judgment target, as an expression over
+    Comparison rows: the counted judgments of a complete one; else the least it will still
+    take (comparisons.overlap.target: the policy's minimum, or one more). Summed, the fixed
+    policy's regular comparisons x overlap; for the adaptive policy it grows as work is done.
+    """
+    low = models.Case(
+        models.When(project__overlap_policy=OverlapPolicy.ADAPTIVE, then=F("project__min_overlap")),
+        default=F("project__overlap"),
+        output_field=models.IntegerField(),
+    )
+    return models.Case(
+        models.When(completed_at__isnull=False, then=F("judged_count")),
+        models.When(judged_count__lt=low, then=low),
+        default=F("judged_count") + 1,
+        output_field=models.IntegerField(),
+    )
+
+
 class ComparisonQuerySet(models.QuerySet):
     def regular(self):
         return self.filter(gold_choice__isnull=True)
@@ -227,15 +300,27 @@ class ComparisonQuerySet(models.QuerySet):
     def gold(self):
         return self.filter(gold_choice__isnull=False)
 
+    def complete(self):
+        """Regular comparisons with judgments enough under their project's overlap policy
+        (comparisons.overlap's rule, recorded by the queue in completed_at)."""
+        return self.filter(completed_at__isnull=False)
+
+    def incomplete(self):
+        return self.filter(completed_at__isnull=True)
+
 
 class Comparison(models.Model):
     """One prompt (a chat) and two or more responses; pairwise rating compares the first two.
 
     Queue counters, kept in step by comparisons.queue inside the same transaction as the row
     they count (F() updates):
-      open_slots   overlap minus (active leases + counted judgments); the pick index covers
-                   only rows where it is positive, so finished work costs the pick nothing.
+      open_slots   comparisons.overlap.target minus (active leases + counted judgments); the
+                   pick index covers only rows where it is positive, so finished work costs
+                   the pick nothing.
       judged_count counted judgments (progress; "finish what has started" ordering).
+      lead_margin  the leading choice's counted judgments minus the runner-up's.
+      completed_at when the counted judgments first satisfied the project's overlap rule
+                   (null while they do not: the one meaning of "complete"; gold never is).
       lease_count  leases ever handed out (alternates the display order across raters).
     """
 
@@ -248,6 +333,8 @@ class Comparison(models.Model):
 
     open_slots = models.IntegerField(default=0)
     judged_count = models.IntegerField(default=0)
+    lead_margin = models.IntegerField(default=0)
+    completed_at = models.DateTimeField(null=True, blank=True)
     lease_count = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -320,6 +407,10 @@ class AssignmentStatus(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
     SKIPPED = "skipped", "Skipped"
     EXPIRED = "expired", "Expired"
+    # A lead's actions, not the rater's skips. Released: the comparison went back to the
+    # queue, this rater included. Kept away: back to the queue, this rater never again.
+    RELEASED = "released", "Released by a lead"
+    KEPT_AWAY = "kept_away", "Kept away by a lead"
 
 
 class Assignment(models.Model):
@@ -346,8 +437,11 @@ class Assignment(models.Model):
     class Meta:
         ordering = ["-leased_at"]
         constraints = [
+            # A released lease does not count as having had the comparison: it may come back.
             models.UniqueConstraint(
-                fields=["comparison", "rater"], name="assignment_once_per_rater"
+                fields=["comparison", "rater"],
+                condition=~Q(status="released"),
+                name="assignment_once_per_rater",
             ),
             # A rater holds at most one live lease per project: two racing "next" calls can't both lease.
             models.UniqueConstraint(

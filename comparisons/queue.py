@@ -1,14 +1,20 @@
 """The assignment queue: who rates what next, leases, judgments, skips.
 
 Every function here claims work atomically and keeps the Comparison counters (open_slots,
-judged_count, lease_count) in step with F() updates inside the same transaction as the
-Assignment/Judgment rows they count. For a regular comparison the invariant is
+judged_count, lead_margin, completed_at, lease_count) in step inside the same transaction as
+the Assignment/Judgment rows they count. For a regular comparison the invariant is
 
-    open_slots == project.overlap - active leases - counted judgments
+    open_slots == target - active leases - counted judgments
 
-(it may go below zero after a lead lowers the overlap under work already handed out; the
-pick index covers only rows where it is positive). Gold comparisons take no slot: any number
-of raters may judge them, each at most once.
+where target is comparisons.overlap.target of its counted judgments under the project's
+policy: `overlap` for the fixed policy; for the adaptive one `min_overlap` until those are
+in, then one more at a time while the leading choice could still be overturned, so the queue
+never leases a slot that could not change the outcome. Leases, skips, expiries and releases
+move open_slots by one; a counted judgment moves it by the change of target, and sets
+completed_at when it completes the comparison. (open_slots may go below zero after a lead
+tightens the policy under work already handed out; the pick index covers only rows where it
+is positive.) Gold comparisons take no slot: any number of raters may judge them, each at
+most once, and they are never "complete".
 
 Concurrency: on PostgreSQL the pick reads candidates off the partial index comparison_pick_idx
 (comparisons.sql), then locks the first free one by primary key with `FOR NO KEY UPDATE SKIP
@@ -31,10 +37,11 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import F
+from django.db.models import Case, Count, F, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from comparisons import sql
+from comparisons import overlap, sql
 from comparisons.models import (
     Assignment,
     AssignmentStatus,
@@ -42,13 +49,13 @@ from comparisons.models import (
     Comparison,
     Flag,
     Judgment,
+    OverlapPolicy,
     Project,
     ProjectStatus,
     RationaleMode,
     Strength,
 )
 
-RELEASED_REASON = "Released by a project lead."
 RECLAIM_BATCH = 500
 # Exact picks retry while the rows they waited for keep changing under them; each retry means
 # someone else made progress, so this bound is only reached in a stampede. Then: None ("done"
@@ -61,6 +68,8 @@ ACTIVE = AssignmentStatus.ACTIVE
 SUBMITTED = AssignmentStatus.SUBMITTED
 SKIPPED = AssignmentStatus.SKIPPED
 EXPIRED = AssignmentStatus.EXPIRED
+RELEASED = AssignmentStatus.RELEASED
+KEPT_AWAY = AssignmentStatus.KEPT_AWAY
 
 
 class EmptyReason(models.TextChoices):
@@ -389,11 +398,13 @@ def reclaim_expired(*, project: Project | None = None) -> int:
             return total
 
 
-def release_leases(*, rater, project: Project | None = None) -> int:
-    """Take a rater's active leases away (the admin action); their slots go back to the queue.
+def release_leases(*, rater, project: Project | None = None, keep_away: bool = False) -> int:
+    """Take a rater's active leases away (the admin actions); their slots go back to the queue.
 
-    The leases end as skipped with RELEASED_REASON, so a late submit on them is refused and
-    the rater is not offered those comparisons again.
+    Released leases end as RELEASED: the comparison is open to everyone again, this rater
+    included (the once-per-rater constraint does not count released leases). With
+    `keep_away` they end as KEPT_AWAY instead, and this rater is never offered those
+    comparisons again. Neither is the rater's skip, and a late submit on either is refused.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -406,34 +417,98 @@ def release_leases(*, rater, project: Project | None = None) -> int:
         if not rows:
             return 0
         Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
-            status=SKIPPED, skip_reason=RELEASED_REASON, finished_at=now
+            status=KEPT_AWAY if keep_away else RELEASED, finished_at=now
         )
         _free_slots(r[1] for r in rows)
     return len(rows)
 
 
-def change_overlap(project: Project, overlap: int) -> None:
-    """Set the project's overlap and move every regular comparison's open_slots by the difference.
+def _bounds_and_choices(project_id: int, comparison_id: int) -> tuple[tuple[int, int], list[str]]:
+    """The project's (minimum, maximum) for comparisons.overlap, and the comparison's counted
+    choices, in one query."""
+    rows = sql.policy_and_counted_choices(project_id=project_id, comparison_id=comparison_id)
+    policy, fixed, low, high, _ = rows[0]
+    bounds = (low, high) if policy == OverlapPolicy.ADAPTIVE else (fixed, fixed)
+    return bounds, [row[4] for row in rows if row[4] is not None]
 
-    Not clamped at 0: open_slots = overlap - active - counted must stay exact, or raising the
-    overlap again later would hand out too few (or too many) slots. A negative value means more
-    work is in hand than the new overlap asks for; the pick ignores it and it climbs back as
-    leases end.
+
+def set_overlap_policy(
+    project: Project,
+    *,
+    overlap_policy: str | None = None,
+    overlap: int | None = None,
+    min_overlap: int | None = None,
+    max_overlap: int | None = None,
+) -> None:
+    """Change the project's overlap settings (any left None keep their value) and recompute
+    every regular comparison's open_slots and completed_at in one set-based UPDATE.
+
+    Recompute rather than refuse: a lead who raises max_overlap because agreement is low, or
+    switches a running project to adaptive, gets the new rule applied to the judgments already
+    in. Comparisons newly complete keep (or get, now) completed_at; ones the new rule reopens
+    lose it. open_slots is target - active leases - counted, exactly, so work already handed
+    out beyond the new target leaves it negative until those leases end.
     """
-    if overlap < 1:
-        raise ValidationError({"overlap": ["Overlap must be at least 1."]})
     with transaction.atomic():
-        old = (
-            Project.objects.select_for_update(no_key=True)
-            .values_list("overlap", flat=True)
-            .get(pk=project.pk)
+        current = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
+        changed = {
+            "overlap_policy": current.overlap_policy if overlap_policy is None else overlap_policy,
+            "overlap": current.overlap if overlap is None else overlap,
+            "min_overlap": current.min_overlap if min_overlap is None else min_overlap,
+            "max_overlap": current.max_overlap if max_overlap is None else max_overlap,
+        }
+        errors: dict[str, list[str]] = {}
+        if changed["overlap_policy"] not in OverlapPolicy.values:
+            errors["overlap_policy"] = [f"Choose one of: {', '.join(OverlapPolicy.values)}."]
+        if changed["overlap"] < 1:
+            errors["overlap"] = ["Overlap must be at least 1."]
+        if changed["min_overlap"] < 1:
+            errors["min_overlap"] = ["The minimum overlap must be at least 1."]
+        elif changed["max_overlap"] < changed["min_overlap"]:
+            errors["max_overlap"] = ["Must be at least the minimum overlap (1 ≤ min ≤ max)."]
+        if errors:
+            raise ValidationError(errors)
+        for name, value in changed.items():
+            setattr(current, name, value)
+        Project.objects.filter(pk=project.pk).update(**changed)
+        regular = Comparison.objects.filter(project_id=project.pk, gold_choice__isnull=True)
+        # Lock them first (in id order, as the reclaim does), so that every lease, skip and
+        # submit on them has either committed (and this statement's snapshot sees it) or not
+        # started its own change of their counters (and applies it on top of ours).
+        list(regular.order_by("id").select_for_update(no_key=True).values_list("id", flat=True))
+        low, high = current.overlap_bounds()
+        n = F("judged_count")
+        complete = Q(judged_count__gte=low) & (
+            Q(judged_count__gte=high) | Q(lead_margin__gt=Value(high) - n)
         )
-        Project.objects.filter(pk=project.pk).update(overlap=overlap)
-        if overlap != old:
-            Comparison.objects.filter(project_id=project.pk, gold_choice__isnull=True).update(
-                open_slots=F("open_slots") + (overlap - old)
-            )
-    project.overlap = overlap
+        active = (
+            Assignment.objects.filter(comparison=OuterRef("pk"), status=ACTIVE)
+            .order_by()
+            .values("comparison")
+            .annotate(k=Count("pk"))
+            .values("k")
+        )
+        in_hand = Coalesce(Subquery(active, output_field=models.IntegerField()), 0)
+        # comparisons.overlap.target, as SQL: n when complete, else max(low, n + 1).
+        target = Case(
+            When(complete, then=n),
+            When(judged_count__lt=low, then=Value(low)),
+            default=n + 1,
+        )
+        regular.update(
+            open_slots=target - n - in_hand,
+            completed_at=Case(
+                When(complete, then=Coalesce(F("completed_at"), Value(timezone.now()))),
+                default=None,
+            ),
+        )
+    for name, value in changed.items():
+        setattr(project, name, value)
+
+
+def change_overlap(project: Project, overlap: int) -> None:
+    """Set the fixed policy's overlap (see set_overlap_policy)."""
+    set_overlap_policy(project, overlap=overlap)
 
 
 # --- judgments and skips -----------------------------------------------------------------
@@ -587,45 +662,47 @@ def submit_judgment(
 
 
 def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any]) -> Judgment:
-    # Locking the lease serializes a double submit and a concurrent reclaim or skip.
-    row = sql.lock_lease(assignment.pk)
-    if row is None:
-        raise Assignment.DoesNotExist(f"Assignment {assignment.pk} does not exist.")
-    status, skip_reason, swapped, comparison_id, judgment_id, gold_choice = row
-    if judgment_id is None and status == SUBMITTED:
+    # Locking the lease serializes a double submit and a concurrent reclaim or skip; locking
+    # its comparison with it (lease first, as every other path locks them) serializes the
+    # counting of judgments on one comparison. Locked rows are read at their latest version.
+    lease = sql.lock_lease(assignment.pk)
+    if lease.judgment_id is None and lease.status == SUBMITTED:
         # We waited on the lock while another submit finished. PostgreSQL re-read the locked
         # row, not the joined judgment (that came from the statement's earlier snapshot), so
         # ask again: this statement sees the committed judgment.
-        judgment_id = (
+        lease.judgment_id = (
             Judgment.objects.filter(assignment_id=assignment.pk)
             .values_list("pk", flat=True)
             .first()
         )
-    if judgment_id is not None:
-        return Judgment.objects.get(pk=judgment_id)
-    if status == SKIPPED:
-        message = (
-            "A project lead released this comparison from you; your answer was not recorded."
-            if skip_reason == RELEASED_REASON
-            else "You skipped this comparison."
+    if lease.judgment_id is not None:
+        return Judgment.objects.get(pk=lease.judgment_id)
+    if lease.status in (RELEASED, KEPT_AWAY):
+        raise ValidationError(
+            {
+                NON_FIELD_ERRORS: [
+                    "A project lead released this comparison from you; your answer was not recorded."
+                ]
+            }
         )
-        raise ValidationError({NON_FIELD_ERRORS: [message]})
-    if status not in (ACTIVE, EXPIRED):
+    if lease.status == SKIPPED:
+        raise ValidationError({NON_FIELD_ERRORS: ["You skipped this comparison."]})
+    if lease.status not in (ACTIVE, EXPIRED):
         raise ValidationError({NON_FIELD_ERRORS: ["This assignment is already finished."]})
 
     # The scheme from the caller's project (loaded with the lease, or fetched here once).
     cleaned = check_answer(assignment.project, **answer)
-    is_gold = gold_choice is not None
-    # An active lease already holds its slot and gold takes none; a reclaimed lease's judgment
-    # counts only if a slot is still free to take back (judged_count counts counted ones).
-    judged = Comparison.objects.filter(pk=comparison_id)
-    if status == ACTIVE or is_gold:
-        counted = bool(judged.update(judged_count=F("judged_count") + 1))
+    is_gold = lease.comparison.gold_choice is not None
+    if is_gold:
+        # Gold takes no slot and is never "complete": every judgment of it counts.
+        Comparison.objects.filter(pk=lease.comparison_id).update(judged_count=F("judged_count") + 1)
+        counted = True
     else:
-        counted = bool(
-            judged.filter(open_slots__gt=0).update(
-                judged_count=F("judged_count") + 1, open_slots=F("open_slots") - 1
-            )
+        counted = _count_judgment(
+            lease.comparison,
+            project_id=assignment.project_id,
+            choice=cleaned["choice"],
+            holds_slot=lease.status == ACTIVE,
         )
     now = timezone.now()
     Assignment.objects.filter(pk=assignment.pk).update(status=SUBMITTED, finished_at=now)
@@ -633,14 +710,48 @@ def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any]) -> Ju
     return Judgment.objects.create(
         assignment=assignment,
         project_id=assignment.project_id,
-        comparison_id=comparison_id,
+        comparison_id=lease.comparison_id,
         rater_id=assignment.rater_id,
-        swapped=swapped,
+        swapped=lease.swapped,
         is_gold=is_gold,
         is_late=not counted,
         counted=counted,
         **cleaned,
     )
+
+
+def _count_judgment(
+    comparison: Comparison, *, project_id: int, choice: str, holds_slot: bool
+) -> bool:
+    """Count a judgment of a regular comparison (locked by the caller), if it may count;
+    whether it does.
+
+    An active lease already holds its slot; a reclaimed lease's judgment counts only if a slot
+    is still free to take back. Counting moves open_slots by the change of the rule's target,
+    keeps lead_margin, and sets completed_at when the rule is first satisfied.
+    """
+    if not holds_slot and comparison.open_slots <= 0:
+        return False
+    # With the row locked, this statement (a new snapshot on PostgreSQL) sees every counted
+    # judgment, and the policy a concurrent set_overlap_policy committed before letting go.
+    (low, high), choices = _bounds_and_choices(project_id, comparison.pk)
+    n, margin = comparison.judged_count, comparison.lead_margin
+    new_margin = overlap.lead_margin([*choices, choice])
+    before = overlap.target(n, margin, minimum=low, maximum=high)
+    after = overlap.target(n + 1, new_margin, minimum=low, maximum=high)
+    # A lease that holds its slot moves from "active" to "counted": only the target moves.
+    # A late one takes a free slot as it is counted.
+    change = after - before - (0 if holds_slot else 1)
+    completed_at = comparison.completed_at
+    if completed_at is None and overlap.is_complete(n + 1, new_margin, minimum=low, maximum=high):
+        completed_at = timezone.now()
+    Comparison.objects.filter(pk=comparison.pk).update(
+        judged_count=F("judged_count") + 1,
+        lead_margin=new_margin,
+        open_slots=F("open_slots") + change,
+        completed_at=completed_at,
+    )
+    return True
 
 
 def skip_assignment(assignment: Assignment, reason: str = "", *, rater=None) -> None:
@@ -653,8 +764,8 @@ def skip_assignment(assignment: Assignment, reason: str = "", *, rater=None) -> 
             .select_for_update(of=("self",))
             .get(pk=assignment.pk)
         )
-        if lease.status == SKIPPED:
-            return
+        if lease.status in (SKIPPED, RELEASED, KEPT_AWAY):
+            return  # already given back (a lead's release is not turned into the rater's skip)
         if lease.status == SUBMITTED:
             raise ValidationError({NON_FIELD_ERRORS: ["This comparison was already submitted."]})
         Assignment.objects.filter(pk=lease.pk).update(

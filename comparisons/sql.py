@@ -11,20 +11,24 @@ whole history, and which plan it picks depends on statistics that lag a busy rat
     and the row taken is then locked by primary key (LOCK_FIRST_FREE), and
   - fences the probe with OFFSET 0 (PostgreSQL cannot flatten a subquery with an OFFSET) and
     keeps it off the rater_id indexes with a unary + (the same idiom works on SQLite).
-The hot path's other statements (MEMBERSHIP, LOCK_LEASE, WINDOW_END, TAKE_SLOT) are SQL for
+The hot path's other statements (MEMBERSHIP, LOCK_LEASE, POLICY_AND_COUNTED_CHOICES,
+WINDOW_END, TAKE_SLOT) are SQL for
 CPU alone: the ORM spends more CPU building them than the database spends answering them.
 Measured before and after in one session (the closing note of round 2, issue 11): with them
 written through the ORM, one next + submit cost 3.1x the client CPU (4.1 ms against 1.3 ms).
-Each statement runs unchanged on PostgreSQL and SQLite (LOCK_LEASE adds its lock clause on
-PostgreSQL only). The queue is their only caller, and imports call `analyze_comparisons`
-after a bulk insert.
+"Had" leaves out released leases (a lead gave the comparison back to the queue, this rater
+included), as the once-per-rater constraint does. Each statement runs unchanged on PostgreSQL
+and SQLite (LOCK_LEASE adds its lock clause on PostgreSQL only). The queue is their only
+caller, and imports call `analyze_comparisons` after a bulk insert.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import connection
 
-from comparisons.models import Comparison
+from comparisons.models import Assignment, Comparison
 
 # The pick window: the top rows of the pick index that the rater never had, in pick order.
 WINDOW_CANDIDATES = """
@@ -36,7 +40,7 @@ SELECT w.id FROM (
 ) w
 WHERE NOT EXISTS (
     SELECT 1 FROM comparisons_assignment seen
-    WHERE seen.comparison_id = w.id AND +seen.rater_id = %s
+    WHERE seen.comparison_id = w.id AND +seen.rater_id = %s AND NOT (seen.status = 'released')
     LIMIT 1 OFFSET 0
 )
 ORDER BY w.priority DESC, w.judged_count DESC, w.id
@@ -50,7 +54,7 @@ WHERE c.project_id = %s AND c.open_slots > 0 AND c.gold_choice IS NULL
     AND c.priority = %s AND c.judged_count = 0
     AND NOT EXISTS (
         SELECT 1 FROM comparisons_assignment seen
-        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s
+        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s AND NOT (seen.status = 'released')
         LIMIT 1 OFFSET 0
     )
 ORDER BY c.id
@@ -63,7 +67,7 @@ SELECT c.id FROM comparisons_comparison c
 WHERE c.project_id = %s AND c.open_slots > 0 AND c.gold_choice IS NULL
     AND NOT EXISTS (
         SELECT 1 FROM comparisons_assignment seen
-        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s
+        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s AND NOT (seen.status = 'released')
         LIMIT 1 OFFSET 0
     )
 ORDER BY c.priority DESC, c.judged_count DESC, c.id
@@ -76,7 +80,7 @@ SELECT c.id FROM comparisons_comparison c
 WHERE c.project_id = %s AND c.gold_choice IS NOT NULL
     AND NOT EXISTS (
         SELECT 1 FROM comparisons_assignment seen
-        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s
+        WHERE seen.comparison_id = c.id AND +seen.rater_id = %s AND NOT (seen.status = 'released')
         LIMIT 1 OFFSET 0
     )
 ORDER BY c.id
@@ -96,16 +100,29 @@ JOIN comparisons_project_raters m ON m.project_id = p.id AND m.user_id = %s
 WHERE p.id = %s
 """
 
-# A lease with what a submit needs, locked on PostgreSQL (a double submit, a reclaim and a
-# skip all take this row's lock first).
+# A lease with what a submit needs, and its comparison's counters, both locked on PostgreSQL
+# (a double submit, a reclaim and a skip all take the lease's lock first; counting a judgment
+# takes the comparison's).
 LOCK_LEASE = """
-SELECT a.status, a.skip_reason, a.swapped, a.comparison_id, j.id, c.gold_choice
+SELECT c.id, c.gold_choice, c.open_slots, c.judged_count, c.lead_margin, c.completed_at,
+    a.status AS lease_status, a.skip_reason AS lease_skip_reason, a.swapped AS lease_swapped,
+    j.id AS lease_judgment_id
 FROM comparisons_assignment a
 JOIN comparisons_comparison c ON c.id = a.comparison_id
 LEFT JOIN comparisons_judgment j ON j.assignment_id = a.id
 WHERE a.id = %s
 """
-LOCK_LEASE_POSTGRESQL = LOCK_LEASE + "FOR NO KEY UPDATE OF a\n"
+LOCK_LEASE_POSTGRESQL = LOCK_LEASE + "FOR NO KEY UPDATE OF a, c\n"
+
+# The project's overlap settings, with the counted choices of one of its comparisons (a left
+# join: one row with a NULL choice before any judgment).
+POLICY_AND_COUNTED_CHOICES = """
+SELECT p.overlap_policy, p.overlap, p.min_overlap, p.max_overlap, j.choice
+FROM comparisons_project p
+LEFT JOIN comparisons_judgment j
+    ON j.project_id = p.id AND j.comparison_id = %s AND j.counted = %s
+WHERE p.id = %s
+"""
 
 # The priority of the pick window's last row (the pick index's order).
 WINDOW_END = """
@@ -166,15 +183,40 @@ def membership(*, project_id: int, rater_id: int) -> tuple[str, int, float, int 
     return _row(MEMBERSHIP, [rater_id, rater_id, project_id])
 
 
-def lock_lease(assignment_id: int) -> tuple[str, str, bool, int, int | None, str | None] | None:
-    """(status, skip_reason, swapped, comparison_id, judgment id, gold choice) of a lease,
-    locked until the transaction ends on PostgreSQL (SQLite's writes are serialized)."""
+@dataclass
+class LockedLease:
+    status: str
+    skip_reason: str
+    swapped: bool
+    judgment_id: int | None
+    comparison: Comparison  # gold_choice and the queue's counters only
+
+    @property
+    def comparison_id(self) -> int:
+        return self.comparison.pk
+
+
+def lock_lease(assignment_id: int) -> LockedLease:
+    """LOCK_LEASE: the lease and its comparison, locked until the transaction ends on
+    PostgreSQL (SQLite's writes are serialized). Assignment.DoesNotExist if there is none."""
     statement = LOCK_LEASE_POSTGRESQL if connection.vendor == "postgresql" else LOCK_LEASE
-    row = _row(statement, [assignment_id])
-    if row is None:
-        return None
-    status, skip_reason, swapped, comparison_id, judgment_id, gold_choice = row
-    return status, skip_reason, bool(swapped), comparison_id, judgment_id, gold_choice
+    # raw(): the model's own converters, so completed_at is a datetime on SQLite too.
+    comparison = next(iter(Comparison.objects.raw(statement, [assignment_id])), None)
+    if comparison is None:
+        raise Assignment.DoesNotExist(f"Assignment {assignment_id} does not exist.")
+    return LockedLease(
+        status=comparison.lease_status,
+        skip_reason=comparison.lease_skip_reason,
+        swapped=bool(comparison.lease_swapped),
+        judgment_id=comparison.lease_judgment_id,
+        comparison=comparison,
+    )
+
+
+def policy_and_counted_choices(*, project_id: int, comparison_id: int) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(POLICY_AND_COUNTED_CHOICES, [comparison_id, True, project_id])
+        return cursor.fetchall()
 
 
 def window_end(*, project_id: int, window: int) -> int | None:

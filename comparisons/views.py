@@ -89,7 +89,11 @@ def rate_index(request: HttpRequest) -> HttpResponse:
             # Open regular comparisons this rater has not been given yet.
             left=count_for_project(
                 Comparison.objects.regular().filter(project=OuterRef("pk"), open_slots__gt=0)
-                .filter(~Exists(Assignment.objects.filter(comparison=OuterRef("pk"), rater=user)))
+                .filter(~Exists(
+                    # A lease a lead released does not count: the comparison is theirs again.
+                    Assignment.objects.filter(comparison=OuterRef("pk"), rater=user)
+                    .exclude(status=AssignmentStatus.RELEASED)
+                ))
             ),
             has_lease=Exists(
                 Assignment.objects.active().filter(project=OuterRef("pk"), rater=user)
@@ -206,7 +210,11 @@ def _duration_ms(request: HttpRequest, assignment: Assignment) -> int:
 def rate_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     assignment = _get_assignment_for_rater(request, slug, pk)
     project = assignment.project
-    if assignment.status == AssignmentStatus.SKIPPED:
+    if assignment.status in (
+        AssignmentStatus.SKIPPED,
+        AssignmentStatus.RELEASED,
+        AssignmentStatus.KEPT_AWAY,
+    ):
         # Skipped here or released by a lead: nothing to record; move on and say so.
         return _next_panel(request, project, notice=NOT_RECORDED_NOTICE)
     form = JudgmentForm(request.POST, project=project)

@@ -46,7 +46,7 @@ def _comparisons(project, n: int, tag: str) -> list:
                 external_id=f"{tag}-{i:07d}",
                 # Distinct texts: each comparison is rendered once, then cached, as in real use.
                 prompt=[{"role": "user", "content": f"Explain TCP slow start ({tag} {i})."}],
-                open_slots=project.overlap,
+                open_slots=project.initial_slots,
             )
             for i in range(start, min(n, start + BATCH))
         )

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import factory
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import User
+from comparisons import overlap
 from comparisons.models import Assignment, AssignmentStatus, Comparison, Judgment, Project, Response
 
 
@@ -53,7 +55,17 @@ class ComparisonFactory(factory.django.DjangoModelFactory):
         lambda o: [{"role": "user", "content": f"Question {o.external_id}?"}]
     )
     metadata = factory.LazyFunction(dict)
-    open_slots = factory.LazyAttribute(lambda o: o.project.overlap)
+    gold_choice = None
+    judged_count = 0
+    open_slots = factory.LazyAttribute(lambda o: o.project.initial_slots)
+    # Given judged_count as a fixed-policy project's queue would record it: complete at overlap.
+    completed_at = factory.LazyAttribute(
+        lambda o: (
+            timezone.now()
+            if o.gold_choice is None and o.judged_count >= o.project.max_judgments
+            else None
+        )
+    )
 
     @factory.post_generation
     def responses(self, create, extracted, **kwargs):
@@ -93,6 +105,13 @@ class JudgmentFactory(factory.django.DjangoModelFactory):
     swapped = factory.LazyAttribute(lambda o: o.assignment.swapped)
     choice = "a"
 
+    @factory.post_generation
+    def recount(self, create, extracted, **kwargs):
+        # Keep the comparison's counters as the queue would (completed_at above all: exports
+        # and progress read "complete" from it).
+        if create and extracted is not False:
+            count_as_the_queue_would(Comparison.objects.get(pk=self.comparison_id))
+
 
 _bulk_numbers = itertools.count()
 
@@ -117,7 +136,7 @@ def bulk_comparisons(
     for i in range(n):
         values = {
             "prompt": [{"role": "user", "content": f"Question {i}?"}],
-            "open_slots": max(project.overlap - judged, 0),
+            "open_slots": max(project.initial_slots - judged, 0),
             "judged_count": judged,
             "lease_count": judged,
         }
@@ -158,4 +177,38 @@ def bulk_comparisons(
             )
             for j, a in enumerate(assignments)
         )
+        count_as_the_queue_would(*comparisons)
     return comparisons
+
+
+def count_as_the_queue_would(*comparisons: Comparison) -> None:
+    """judged_count, lead_margin, completed_at and open_slots of comparisons judged by hand
+    (factories), from their judgments and leases, by the queue's rule."""
+    if not comparisons:
+        return
+    low, high = comparisons[0].project.overlap_bounds()
+    active = dict(
+        Assignment.objects.filter(comparison__in=comparisons, status=AssignmentStatus.ACTIVE)
+        .values("comparison_id")
+        .annotate(n=Count("id"))
+        .values_list("comparison_id", "n")
+    )
+    choices: dict[int, list[str]] = {}
+    for cid, choice in Judgment.objects.filter(
+        comparison__in=comparisons, counted=True
+    ).values_list("comparison_id", "choice"):
+        choices.setdefault(cid, []).append(choice)
+    now = timezone.now()
+    for c in comparisons:
+        votes = choices.get(c.pk, [])
+        c.judged_count = len(votes)
+        if c.gold_choice is not None:
+            continue
+        c.lead_margin = overlap.lead_margin(votes)
+        target = overlap.target(len(votes), c.lead_margin, minimum=low, maximum=high)
+        c.open_slots = target - len(votes) - active.get(c.pk, 0)
+        complete = overlap.is_complete(len(votes), c.lead_margin, minimum=low, maximum=high)
+        c.completed_at = (c.completed_at or now) if complete else None
+    Comparison.objects.bulk_update(
+        comparisons, ["judged_count", "lead_margin", "completed_at", "open_slots"]
+    )

@@ -206,6 +206,12 @@ def export_preferences(
         "until": "judgment created_at < until",
         "rater": source.PSEUDONYM_DEFINITION,
         "rater_thresholds": "raters without a score (None) are kept",
+        "complete": (
+            "a regular comparison whose counted judgments reached `overlap` (fixed policy), or "
+            "at least `min_overlap` with a leading choice that the judgments left up to "
+            "`max_overlap` could not overturn, or `max_overlap` (adaptive policy); "
+            "num_judgments therefore varies per row under the adaptive policy"
+        ),
     }
     manifest = {
         "format": fmt.value,
@@ -214,6 +220,13 @@ def export_preferences(
         "sha256": checksum,
         "project": {"id": project.pk, "slug": project.slug, "name": project.name},
         "options": opts.as_json(),
+        "overlap": {
+            "policy": project.overlap_policy,
+            "overlap": project.overlap,
+            "min_overlap": project.min_overlap,
+            "max_overlap": project.max_overlap,
+            "complete_only": not opts.include_incomplete,
+        },
         "counts": {
             "comparisons": counts.comparisons,
             "judgments": counts.judgments,

@@ -65,6 +65,12 @@ class ExportOptions:
         "fraction", "Rows whose agreement is at least this (0 to 1).", aggregated_only=True
     )
     include_gold: bool = _option("flag", "Include judgments of gold comparisons.", default=False)
+    include_incomplete: bool = _option(
+        "flag",
+        "Include comparisons still being judged (by default only complete ones: overlap "
+        "reached, or the adaptive rule satisfied).",
+        default=False,
+    )
     include_late: bool = _option(
         "flag", "Include late judgments (their slot had gone to another rater).", default=False
     )

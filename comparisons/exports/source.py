@@ -79,6 +79,13 @@ def select(project: Project, opts: ExportOptions) -> Selection:
     nothing = Q(pk__in=[])
     gold = Q(is_gold=True) if not opts.include_gold else nothing
     late = Q(is_late=True) if not opts.include_late else nothing
+    # Complete is the queue's one definition (Comparison.completed_at); gold is never
+    # "complete" and is governed by include_gold alone.
+    incomplete = (
+        Q(is_gold=False, comparison__completed_at__isnull=True)
+        if not opts.include_incomplete
+        else nothing
+    )
     rater = Q(rater_id__in=rater_ids)
 
     project_judgments = Judgment.objects.filter(project=project)
@@ -89,9 +96,16 @@ def select(project: Project, opts: ExportOptions) -> Selection:
         date=Count("id", filter=~in_range) if in_range else Count("id", filter=nothing),
         gold=Count("id", filter=in_range & gold),
         late=Count("id", filter=in_range & ~gold & late),
-        rater=Count("id", filter=in_range & ~gold & ~late & rater),
+        incomplete=Count("id", filter=in_range & ~gold & ~late & incomplete),
+        rater=Count("id", filter=in_range & ~gold & ~late & ~incomplete & rater),
     )
-    qs = project_judgments.filter(in_range).exclude(gold).exclude(late).exclude(rater)
+    qs = (
+        project_judgments.filter(in_range)
+        .exclude(gold)
+        .exclude(late)
+        .exclude(incomplete)
+        .exclude(rater)
+    )
     total = excluded.pop("all")
     return Selection(
         queryset=qs.order_by("comparison_id", "id"),

@@ -79,6 +79,7 @@ from comparisons.models import (
     Judgment,
     MetricsSnapshot,
     Project,
+    judgment_target,
 )
 
 SNAPSHOTS_KEPT = 50
@@ -159,19 +160,67 @@ def length_bias(project: Project) -> dict:
     return json_safe(length_bias_of(j, lengths))
 
 
+def overlap_use(project: Project) -> dict:
+    """Judgments per comparison (a histogram of counted judgments over regular comparisons)
+    and the judgments the policy saved against fixed overlap at max_overlap, in one query.
+
+    saved = complete comparisons x max_overlap - the counted judgments they took: what fixed
+    overlap at the policy's maximum would have spent on the same comparisons (0 for the fixed
+    policy, whose maximum is its overlap).
+    """
+    high = project.max_judgments
+    rows = (
+        Comparison.objects.regular()
+        .filter(project=project)
+        .order_by()
+        .values_list("judged_count")
+        .annotate(
+            comparisons=Count("id"),
+            complete=Count("id", filter=Q(completed_at__isnull=False)),
+        )
+    )
+    histogram: dict[int, int] = {}
+    complete = used = 0
+    for judged, n, done in rows:
+        histogram[judged] = n
+        complete += done
+        used += judged * done
+    fixed_equivalent = complete * high
+    return {
+        "policy": project.overlap_policy,
+        "min_overlap": project.overlap_bounds()[0],
+        "max_overlap": high,
+        "histogram": [
+            {"judgments": k, "comparisons": histogram.get(k, 0)}
+            for k in range(0, max([high, *histogram]) + 1)
+        ],
+        "complete": complete,
+        "judgments_on_complete": used,
+        "fixed_equivalent": fixed_equivalent,
+        "saved": fixed_equivalent - used,
+        "saved_share": ratio(fixed_equivalent - used, fixed_equivalent),
+    }
+
+
 def project_progress(project: Project) -> dict:
-    """Completion, counted judgments per day, and each rater's judgments per day (recent)."""
+    """Completion, counted judgments per day, and each rater's judgments per day (recent).
+
+    Complete is the queue's one definition (Comparison.completed_at); the target is the sum of
+    each comparison's share (models.judgment_target): overlap x comparisons for the fixed
+    policy, a floor that rises with the work under the adaptive one.
+    """
     totals = Comparison.objects.filter(project=project).aggregate(
         regular=Count("id", filter=Q(gold_choice__isnull=True)),
         gold=Count("id", filter=Q(gold_choice__isnull=False)),
         started=Count("id", filter=Q(gold_choice__isnull=True, judged_count__gt=0)),
-        done=Count("id", filter=Q(gold_choice__isnull=True, judged_count__gte=project.overlap)),
+        done=Count("id", filter=Q(gold_choice__isnull=True, completed_at__isnull=False)),
         judged=Sum(
-            Least(F("judged_count"), Value(project.overlap)),
+            Least(F("judged_count"), Value(project.max_judgments)),
             filter=Q(gold_choice__isnull=True),
         ),
+        target=Sum(judgment_target(), filter=Q(gold_choice__isnull=True)),
     )
-    target = totals["regular"] * project.overlap
+    target = totals["target"] or 0
     daily = list(
         Judgment.objects.filter(project=project, counted=True, is_gold=False)
         .annotate(day=TruncDate("created_at"))
@@ -210,6 +259,7 @@ def project_progress(project: Project) -> dict:
             "days": [(since + timedelta(days=i)).isoformat() for i in range(THROUGHPUT_DAYS)],
             "per_rater": {str(k): v for k, v in per_rater.items()},
         },
+        "overlap": overlap_use(project),
     }
 
 

@@ -277,6 +277,29 @@ def test_release_active_leases_action(client, lead, project, alice, bob):
     assert bobs.status == AssignmentStatus.ACTIVE  # other raters keep theirs
 
 
+@pytest.mark.parametrize(
+    ("action", "status", "comes_back"),
+    [
+        ("release_active_leases", AssignmentStatus.RELEASED, True),
+        ("keep_raters_away", AssignmentStatus.KEPT_AWAY, False),
+    ],
+)
+def test_a_release_gives_the_comparison_back_to_its_rater_unless_kept_away(
+    client, lead, project, alice, action, status, comes_back
+):
+    from comparisons import queue
+
+    c = ComparisonFactory(project=project)
+    lease = queue.next_assignment(alice, project)
+    client.force_login(lead)
+    r = client.post(ASSIGNMENTS, {"action": action, "_selected_action": [lease.pk]}, follow=True)
+    assert "Released 1 active lease(s)" in r.content.decode()
+    lease.refresh_from_db()
+    assert lease.status == status
+    again = queue.next_assignment(alice, project)
+    assert (again is not None and again.comparison == c) == comes_back
+
+
 def test_a_lead_cannot_release_leases_in_another_leads_project(client, lead, other_project, alice):
     theirs = AssignmentFactory(comparison__project=other_project, rater=alice)
     client.force_login(lead)

@@ -32,7 +32,10 @@ def _form_data(project: Project, **overrides) -> dict:
         "description": project.description,
         "instructions": project.instructions,
         "status": project.status,
+        "overlap_policy": project.overlap_policy,
         "overlap": project.overlap,
+        "min_overlap": project.min_overlap,
+        "max_overlap": project.max_overlap,
         "lease_seconds": project.lease_seconds,
         "gold_rate": project.gold_rate,
         "criteria": "[]",
@@ -204,3 +207,38 @@ def test_a_good_scheme_saves_and_the_rating_page_shows_it(client, lead, alice, p
     page = client.get(f"/rate/{project.slug}/")
     assert page.status_code == 200
     assert b"Helpfulness" in page.content and b"Honesty" in page.content
+
+
+def test_switching_to_adaptive_in_the_admin_recomputes_the_slots(client, lead, project):
+    from comparisons import queue
+
+    alice, bob = project.raters.order_by("email")[:2]
+    agreed = ComparisonFactory(project=project)
+    untouched = ComparisonFactory(project=project)
+    for rater in (alice, bob):
+        queue.submit_judgment(queue.next_assignment(rater, project), choice="a")
+    client.force_login(lead)
+    data = _form_data(project, overlap_policy="adaptive", min_overlap=2, max_overlap=4)
+    r = client.post(f"{CHANGELIST}{project.pk}/change/", data)
+    assert r.status_code == 302
+    project.refresh_from_db()
+    assert (project.overlap_policy, project.min_overlap, project.max_overlap) == ("adaptive", 2, 4)
+    agreed.refresh_from_db()
+    untouched.refresh_from_db()
+    # 2-0 with 2 left up to 4 is not decided: one more slot; untouched: min_overlap.
+    assert (agreed.open_slots, agreed.completed_at) == (1, None)
+    assert untouched.open_slots == 2
+    changelist = client.get(CHANGELIST).content.decode()
+    assert "adaptive 2 to 4" in changelist
+
+
+def test_min_above_max_is_refused_in_the_admin_and_changes_nothing(client, lead, project):
+    c = ComparisonFactory(project=project)
+    client.force_login(lead)
+    data = _form_data(project, overlap_policy="adaptive", min_overlap=4, max_overlap=3)
+    r = client.post(f"{CHANGELIST}{project.pk}/change/", data)
+    assert r.status_code == 200
+    assert "1 ≤ min ≤ max" in r.content.decode()
+    project.refresh_from_db()
+    c.refresh_from_db()
+    assert (project.overlap_policy, c.open_slots) == ("fixed", 3)
