@@ -97,6 +97,7 @@ class AssignmentFactory(factory.django.DjangoModelFactory):
 class JudgmentFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Judgment
+        skip_postgeneration_save = True  # recount writes the comparison, not the judgment
 
     assignment = factory.SubFactory(AssignmentFactory, status=AssignmentStatus.SUBMITTED)
     project = factory.LazyAttribute(lambda o: o.assignment.project)
