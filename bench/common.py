@@ -115,7 +115,7 @@ def setup_django(migrate: bool = True) -> None:
 
 COMPARISON_COLUMNS = [
     "id", "project_id", "external_id", "prompt", "metadata", "priority", "gold_choice",
-    "open_slots", "judged_count", "lease_count", "created_at",
+    "open_slots", "judged_count", "lease_count", "created_at", "lead_margin", "completed_at",
 ]  # fmt: skip
 RESPONSE_COLUMNS = ["comparison_id", "position", "model_name", "content"]
 ASSIGNMENT_COLUMNS = [
@@ -258,6 +258,8 @@ def _plan(
     base_c: int,
 ) -> Iterator[dict[str, Any]]:
     """The seeded comparisons one by one, the same on every call (seeded random numbers)."""
+    from comparisons.overlap import lead_margin
+
     rng = random.Random(seed)
     skill = [rng.gauss(0, 0.8) for _ in range(models)]
     now = datetime.now(UTC).replace(microsecond=0)
@@ -304,13 +306,16 @@ def _plan(
                 }
             )
         prompt = json.dumps([{"role": "user", "content": f"Question {cid}: explain TCP."}])
+        margin = lead_margin([j["choice"] for j in judgments if j["late"] == "f"])
+        completed = created if not is_gold and count >= overlap else "\\N"  # the fixed policy
         yield {
             "id": str(cid),
             "gold": "t" if is_gold else "f",
             "models": (a, b),
             "judgments": judgments,
             "row": (str(cid), pid, f"q-{cid:07d}", prompt, "{}", "0", gold_choice or "\\N",
-                    str((1 if is_gold else overlap) - count), str(count), str(count), created),
+                    str((1 if is_gold else overlap) - count), str(count), str(count), created,
+                    str(margin), completed),
         }  # fmt: skip
 
 
