@@ -61,6 +61,18 @@ def _verdict(cid: int, votes: list[Vote], choice: str) -> Verdict:
     return Verdict(cid, choice, n, round(agreeing / n, 6), round(margin, 6))
 
 
+def verdict_for(cid: int, votes: list[Vote], choice: str) -> Verdict:
+    """The verdict `choice` (a reviewer's, say) with the agreement and margin of these votes."""
+    return _verdict(cid, votes, choice)
+
+
+def leading(cid: int, votes: list[Vote]) -> Verdict:
+    """The verdict of the most common choice, majority or not (ties broken as `aggregate`)."""
+    counts = Counter(c for c, _ in votes)
+    top, _ = max(counts.items(), key=lambda item: (item[1], item[0]))
+    return _verdict(cid, votes, top)
+
+
 def aggregate(cid: int, votes: list[Vote], aggregation: str) -> tuple[list[Verdict], str | None]:
     """The verdicts of one comparison's votes, or why there are none."""
     if aggregation == "all":
