@@ -46,7 +46,7 @@ from comparisons.models import (
 
 ACTIVE = ReviewLeaseStatus.ACTIVE
 PICK_WINDOW = 20  # candidates read per pick; the lock takes the first free one of them
-PICK_ATTEMPTS = 3
+PICK_ATTEMPTS = 5
 EPS = 1e-9
 
 
@@ -179,6 +179,8 @@ def next_review(reviewer, project: Project) -> ReviewLease | None:
         try:
             with transaction.atomic():
                 lease = _lease_first_free(reviewer, project, candidates, now=now)
+        except _Changed:
+            continue
         except IntegrityError:
             # A racing pick leased the same row first (or this reviewer's other tab did): the
             # unique constraints rolled ours back. Look again.
@@ -191,11 +193,14 @@ def next_review(reviewer, project: Project) -> ReviewLease | None:
     return None
 
 
+class _Changed(Exception):
+    """The locked row was adjudicated or leased since it was read; roll back and look again."""
+
+
 def _lease_first_free(
     reviewer, project: Project, candidates: list[int], *, now
 ) -> ReviewLease | None:
-    # Locks one row, the first candidate nobody else holds locked or leased right now. The
-    # lease check runs again here because the candidate read came before any lock.
+    # Lock one row: the first candidate nobody else holds locked right now.
     comparison = (
         Comparison.objects.filter(pk__in=candidates)
         .filter(~Q(_taken(now)))
@@ -205,6 +210,15 @@ def _lease_first_free(
     )
     if comparison is None:
         return None
+    # Whoever adjudicates or leases it holds this lock until they commit, so a statement run
+    # now (a fresh snapshot) sees what they did; the locking read's snapshot may predate it.
+    still_free = (
+        Comparison.objects.filter(pk=comparison.pk)
+        .filter(_awaiting_verdict(), ~Q(_taken(now)))
+        .exists()
+    )
+    if not still_free:
+        raise _Changed
     ReviewLease.objects.filter(comparison=comparison, status=ACTIVE).update(
         status=ReviewLeaseStatus.EXPIRED, finished_at=now
     )
@@ -279,6 +293,9 @@ def adjudicate_lease(lease: ReviewLease, *, choice: str, note: str = "") -> Adju
     """The review page's submit: adjudicate the lease's comparison once. A second submit of
     the same lease (a double click, a retried request) records nothing and returns None."""
     with transaction.atomic():
+        # The comparison's lock first, as the pick takes it: a pick waiting on it (or skipping
+        # it) then sees this verdict once it is committed.
+        Comparison.objects.select_for_update(no_key=True).filter(pk=lease.comparison_id).first()
         current = ReviewLease.objects.select_for_update(no_key=True).get(pk=lease.pk)
         if current.status not in (ACTIVE, ReviewLeaseStatus.EXPIRED):
             return None
