@@ -310,9 +310,10 @@ def adjudicate_lease(lease: ReviewLease, *, choice: str, note: str = "") -> Adju
         adjudication = adjudicate(
             lease.comparison, reviewer=lease.reviewer, choice=choice, note=note
         )
-        ReviewLease.objects.filter(pk=lease.pk).update(
-            status=ReviewLeaseStatus.DONE, finished_at=adjudication.created_at
-        )
+        if current.status == ReviewLeaseStatus.EXPIRED:  # adjudicate ended an active one
+            ReviewLease.objects.filter(pk=lease.pk).update(
+                status=ReviewLeaseStatus.DONE, finished_at=adjudication.created_at
+            )
     lease.status = ReviewLeaseStatus.DONE
     return adjudication
 
