@@ -2,7 +2,26 @@
 
 import django.db.models.deletion
 from django.conf import settings
+from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
+
+LEADS_GROUP = "Project leads"  # accounts.models.LEADS_GROUP (frozen here, as migrations must be)
+
+
+def let_leads_view_adjudications(apps, schema_editor):
+    """Leads see their projects' verdicts in the admin (as 0004 does for import jobs)."""
+    app_config = apps.get_app_config("comparisons")
+    models_module = getattr(app_config, "models_module", None)
+    app_config.models_module = True  # create_permissions skips apps without models
+    create_permissions(app_config, apps=apps, verbosity=0)
+    app_config.models_module = models_module
+    group = apps.get_model("auth", "Group").objects.filter(name=LEADS_GROUP).first()
+    if group is not None:
+        group.permissions.add(
+            apps.get_model("auth", "Permission").objects.get(
+                content_type__app_label="comparisons", codename="view_adjudication"
+            )
+        )
 
 
 class Migration(migrations.Migration):
@@ -134,4 +153,5 @@ class Migration(migrations.Migration):
             model_name='reviewlease',
             constraint=models.CheckConstraint(condition=models.Q(('status__in', ['active', 'done', 'skipped', 'expired'])), name='reviewlease_status_valid'),
         ),
+        migrations.RunPython(let_leads_view_adjudications, migrations.RunPython.noop),
     ]
