@@ -49,9 +49,11 @@ def test_a_lead_gives_the_reviewer_role_and_sets_the_rules(lead_client, project,
 def test_leads_see_their_projects_verdicts(lead_client, project, lead):
     c = plant(project, ["a", "b", "tie"], external_id="judged")
     review.adjudicate(c, reviewer=lead, choice="exclude", note="broken prompt")
-    assert Group.objects.get(name=LEADS_GROUP).permissions.filter(
-        codename="view_adjudication"
-    ).exists()
+    assert (
+        Group.objects.get(name=LEADS_GROUP)
+        .permissions.filter(codename="view_adjudication")
+        .exists()
+    )
     page = lead_client.get("/admin/comparisons/adjudication/").content.decode()
     assert "judged" in page and "exclude" in page
     assert Adjudication.objects.count() == 1
