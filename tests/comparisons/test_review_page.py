@@ -61,7 +61,9 @@ def test_a_lead_sees_the_item_with_every_judgment(lead_client, split):
 def test_choices_are_shown_in_the_reviewers_display_order(lead_client, split):
     lease = _lease(lead_client)
     html = lead_client.get(URL).content.decode()
-    rows = re.findall(r"<td><strong>(.*?)</strong></td>", html)
+    rows = re.findall(
+        r"<td data-label=\"Choice\" class=\"nowrap\"><strong>(.*?)</strong></td>", html
+    )
     left = "Response 1" if lease.display_order[0] == "a" else "Response 2"
     right = "Response 2" if left == "Response 1" else "Response 1"
     assert rows == [left, right, "Tie"]
