@@ -210,6 +210,7 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
                 matrix.get("models", []), matrix.get("win_rate", []), matrix.get("counts", [])
             ),
             weights=metrics.QUALITY_WEIGHTS,
+            review=data.get("review"),
         )
     return render(request, "comparisons/dashboard.html", context)
 

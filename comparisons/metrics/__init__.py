@@ -220,6 +220,9 @@ def project_progress(project: Project) -> dict:
 
 def compute_metrics(project: Project) -> dict:
     """Everything the dashboard shows, as one JSON-safe dict."""
+    # Imported here: review reads votes through exports.source, which reads rater_scores here.
+    from comparisons.review import review_summary
+
     j = load(project)
     names, models, lengths = responses(project, j)
     raters = _rater_table(project, j, lengths)
@@ -257,6 +260,7 @@ def compute_metrics(project: Project) -> dict:
         "emails": emails,
         "leaderboard": leaderboard_of(j, names, models),
         "length_bias": length_bias_of(j, lengths),
+        "review": review_summary(project),
         **progress,
     }
     return json_safe(data)

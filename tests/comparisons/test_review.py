@@ -279,3 +279,17 @@ def test_review_summary_counts_backlog_verdicts_and_overturns(project, lead, bob
     by = {row["reviewer"]: row for row in summary["per_reviewer"]}
     assert by[bob.email]["verdicts"] == 2 and by[bob.email]["excluded"] == 1
     assert by[lead.email]["overturn_rate"] == 1.0
+
+
+def test_the_dashboard_shows_the_review_figures_of_the_snapshot(client, project, lead, bob):
+    from comparisons.metrics import compute_snapshot
+
+    a = plant(project, "aab")
+    plant(project, ["a", "b", "tie"])
+    review.adjudicate(a, reviewer=lead, choice="b")
+    compute_snapshot(project)
+    client.force_login(lead)
+    html = client.get(f"/dashboard/{project.slug}/").content.decode()
+    assert "<strong>1</strong> comparison waiting for review" in html
+    assert "overturned the raters' majority: <strong>100%</strong>" in html
+    assert '<td class="who">lead@example.com</td><td class="num">1</td>' in html
