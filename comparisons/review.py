@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from comparisons.exports.source import votes_by_comparison
 from comparisons.exports.verdicts import aggregate, leading
+from comparisons.metrics.stats import EPS
 from comparisons.models import (
     Adjudication,
     Comparison,
@@ -47,7 +48,6 @@ from comparisons.models import (
 ACTIVE = ReviewLeaseStatus.ACTIVE
 PICK_WINDOW = 20  # candidates read per pick; the lock takes the first free one of them
 PICK_ATTEMPTS = 5
-EPS = 1e-9
 
 
 # --- who reviews ---------------------------------------------------------------------------
@@ -76,6 +76,7 @@ def _disputed_ids(project: Project, complete: QuerySet[Comparison]) -> list[int]
     threshold = project.review_min_agreement
     mixed = (
         complete.regular()
+        .values("pk")
         .annotate(
             kinds=Count("judgments__choice", distinct=True, filter=Q(judgments__counted=True))
         )
