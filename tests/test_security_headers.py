@@ -22,7 +22,7 @@ from django.urls import URLResolver, get_resolver, path, resolve, reverse
 from accounts.models import Invite
 from comparisons import queue, review
 from comparisons.exports import create_export_job, run_export_job
-from comparisons.models import Comparison, ImportJob
+from comparisons.models import Adjudication, Comparison, ImportJob
 from raterhub import urls as root_urls
 from tests.factories import ComparisonFactory, JudgmentFactory
 from tests.security_headers import header_problems
@@ -72,6 +72,9 @@ def objects(project, alice, lead, settings, tmp_path):
     import_job = ImportJob.objects.create(project=project, requested_by=lead, total_lines=9)
     review.send_to_review(Comparison.objects.filter(project=project))
     review_lease = review.next_review(lead, project)
+    Adjudication.objects.create(
+        project=project, comparison=review_lease.comparison, reviewer=lead, choice="exclude"
+    )
     return {
         "review_lease": review_lease,
         "project": project,
