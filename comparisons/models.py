@@ -299,7 +299,10 @@ class Comparison(models.Model):
     priority = models.IntegerField(default=0)
     gold_choice = models.CharField(max_length=16, choices=Choice, null=True, blank=True)
     gold_explanation = models.TextField(
-        blank=True, help_text="Why the gold answer is right (shown to raters with gold feedback)."
+        blank=True,
+        default="",
+        db_default="",  # rows written by COPY (the benchmarks' seeder) leave it out
+        help_text="Why the gold answer is right (shown to raters with gold feedback).",
     )
     review_requested_at = models.DateTimeField(
         null=True, blank=True, help_text="When a lead last sent it to review by hand."
