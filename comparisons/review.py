@@ -4,7 +4,7 @@ and the verdicts (Adjudication rows) that exports use in place of the vote.
 What needs review is set per project (Project.review_*); each rule:
   - split: a complete comparison whose votes have no majority (exports.verdicts.aggregate);
   - low agreement: a complete comparison whose leading choice has less than
-    review_min_agreement of the votes (exports.verdicts.leading);
+    review_min_agreement of the votes (the agreement of exports.verdicts);
   - flagged: any judgment with a flag (unsafe, cannot judge), complete or not;
   - gold missed: a complete gold comparison that at least review_gold_missed raters answered
     otherwise (the gold itself may be wrong);
@@ -28,14 +28,15 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from comparisons.exports.source import votes_by_comparison
-from comparisons.exports.verdicts import aggregate, leading
+from comparisons.exports.verdicts import aggregate
 from comparisons.metrics.stats import EPS
 from comparisons.models import (
     Adjudication,
+    Choice,
     Comparison,
     Judgment,
     MetricsSnapshot,
@@ -66,34 +67,31 @@ def _count(qs: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=models.IntegerField()), 0)
 
 
-def _disputed_ids(project: Project, complete: QuerySet[Comparison]) -> list[int]:
-    """Complete regular comparisons whose votes are split or below the agreement threshold.
+def disputed(project: Project, complete: QuerySet[Comparison]) -> QuerySet:
+    """Ids of complete regular comparisons whose counted votes are split (no majority) or whose
+    leading choice has less than project.review_min_agreement of them.
 
-    The vote maths is the exports' (aggregate, leading); the database only narrows the votes
-    read to comparisons with at least two different choices, since a unanimous vote is never
-    split nor below a threshold.
+    The rules are the exports' (exports.verdicts: `aggregate`'s majority is a choice with more
+    than half of the votes, a verdict's agreement the share of votes for its choice), counted
+    here by the database so that the queue stays one query at any size; test_review checks the
+    two agree on every vote pattern of three and four raters.
     """
-    threshold = project.review_min_agreement
-    mixed = (
+    counted = Q(judgments__counted=True)
+    per_choice = [
+        Count("judgments", filter=counted & Q(judgments__choice=c)) for c in Choice.values
+    ]
+    votes = (
         complete.regular()
         .values("pk")
-        .annotate(
-            kinds=Count("judgments__choice", distinct=True, filter=Q(judgments__counted=True))
-        )
-        .filter(kinds__gt=1)
-        .values("pk")
+        .annotate(votes=Count("judgments", filter=counted), top=Greatest(*per_choice))
+        .filter(votes__gt=0)
     )
-    votes = Judgment.objects.filter(comparison__in=mixed, counted=True).order_by(
-        "comparison_id", "id"
-    )
-    ids = []
-    for cid, cast in votes_by_comparison(votes):
-        _, reason = aggregate(cid, cast, "majority")
-        split = reason == "no_majority" and project.review_splits
-        low = threshold is not None and leading(cid, cast).agreement < threshold - EPS
-        if split or low:
-            ids.append(cid)
-    return ids
+    rule = Q(pk__in=[])
+    if project.review_splits:
+        rule |= Q(votes__gte=F("top") * 2)
+    if project.review_min_agreement is not None:
+        rule |= Q(top__lt=F("votes") * (project.review_min_agreement - EPS))
+    return votes.filter(rule).values("pk")
 
 
 def _awaiting_verdict() -> Q:
@@ -120,7 +118,7 @@ def review_queue(project: Project) -> QuerySet[Comparison]:
         gold = complete.gold().annotate(missed=_count(missed))
         reasons |= Q(pk__in=gold.filter(missed__gte=project.review_gold_missed).values("pk"))
     if project.review_splits or project.review_min_agreement is not None:
-        reasons |= Q(pk__in=_disputed_ids(project, complete))
+        reasons |= Q(pk__in=disputed(project, complete))
     return (
         comparisons.filter(reasons)
         .filter(_awaiting_verdict())

@@ -74,13 +74,6 @@ def adjudicated(cid: int, votes: list[Vote], choice: str) -> Verdict:
     return Verdict(v.comparison_id, v.choice, v.num_judgments, v.agreement, v.margin, True)
 
 
-def leading(cid: int, votes: list[Vote]) -> Verdict:
-    """The verdict of the most common choice, majority or not (ties broken as `aggregate`)."""
-    counts = Counter(c for c, _ in votes)
-    top, _ = max(counts.items(), key=lambda item: (item[1], item[0]))
-    return _verdict(cid, votes, top)
-
-
 def aggregate(cid: int, votes: list[Vote], aggregation: str) -> tuple[list[Verdict], str | None]:
     """The verdicts of one comparison's votes, or why there are none."""
     if aggregation == "all":

@@ -122,6 +122,34 @@ def test_late_judgments_do_not_vote(quiet):
     assert queued(quiet) == set()
 
 
+@pytest.mark.parametrize(
+    "splits, threshold", [(True, None), (False, 0.7), (False, 0.75), (True, 0.5), (False, 1.0)]
+)
+def test_the_vote_rules_agree_with_the_exports_verdicts(quiet, splits, threshold):
+    """The queue counts votes in the database; the exports' aggregate() is the definition."""
+    from itertools import combinations_with_replacement
+
+    from comparisons.exports.verdicts import aggregate
+
+    Project.objects.filter(pk=quiet.pk).update(review_splits=splits, review_min_agreement=threshold)
+    quiet.refresh_from_db()
+    choices = ["a", "b", "tie", "both_bad"]
+    raters = [UserFactory() for _ in range(4)]
+    expected = set()
+    for size in (3, 4):
+        for i, votes in enumerate(combinations_with_replacement(choices, size)):
+            c = plant(quiet, votes, raters=raters, external_id=f"v{size}-{i}")
+            cast = [(v, None) for v in votes]
+            _, reason = aggregate(c.pk, cast, "majority")
+            share = max(v.agreement for v in aggregate(c.pk, cast, "all")[0])
+            if (splits and reason == "no_majority") or (
+                threshold is not None and share < threshold - 1e-9
+            ):
+                expected.add(c.external_id)
+    assert expected  # every parametrization has something to find
+    assert queued(quiet) == expected
+
+
 # --- adjudicate --------------------------------------------------------------------------
 
 

@@ -15,12 +15,12 @@ from tests.factories import LeadFactory, ProjectFactory, UserFactory
 HTMX = {"HTTP_HX_REQUEST": "true"}
 URL = "/review/demo-test/"
 # Data queries per request, the same whatever the project's size. The page: user 1, project 1,
-# next_review 8 (may_review, live lease, the queue's disputed votes and its candidates, the lock,
-# the re-check under it, expiring an old lease, the new lease), backlog 2 (disputed votes, count),
-# responses 1, majority 1, previous verdict 1, quality snapshot 1, judgments 1 = 17. The submit
-# adds the lease 1, its locks 2, may_review 1 and the majority 1 of adjudicate, and its insert
-# and lease update 2, less the project 1.
-BUDGET = {"page": 17, "submit": 23}
+# next_review 7 (may_review, live lease, the queue's candidates, the lock, the re-check under
+# it, expiring an old lease, the new lease), backlog 1, responses 1, majority 1, previous
+# verdict 1, quality snapshot 1, judgments 1 = 15. The submit adds the lease 1, its locks 2,
+# may_review 1 and the majority 1 of adjudicate, and its insert and lease update 2, less the
+# project 1.
+BUDGET = {"page": 15, "submit": 21}
 
 
 @pytest.fixture
