@@ -67,8 +67,8 @@ def _count(qs: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=models.IntegerField()), 0)
 
 
-def disputed(project: Project, complete: QuerySet[Comparison]) -> QuerySet:
-    """Ids of complete regular comparisons whose counted votes are split (no majority) or whose
+def _disputed(project: Project, complete: QuerySet[Comparison]) -> QuerySet:
+    """The ids of complete regular comparisons whose counted votes are split (no majority) or whose
     leading choice has less than project.review_min_agreement of them.
 
     The rules are the exports' (exports.verdicts: `aggregate`'s majority is a choice with more
@@ -118,7 +118,7 @@ def review_queue(project: Project) -> QuerySet[Comparison]:
         gold = complete.gold().annotate(missed=_count(missed))
         reasons |= Q(pk__in=gold.filter(missed__gte=project.review_gold_missed).values("pk"))
     if project.review_splits or project.review_min_agreement is not None:
-        reasons |= Q(pk__in=disputed(project, complete))
+        reasons |= Q(pk__in=_disputed(project, complete))
     return (
         comparisons.filter(reasons)
         .filter(_awaiting_verdict())
