@@ -42,6 +42,7 @@ from comparisons.imports import (
     import_comparisons,
 )
 from comparisons.models import (
+    Adjudication,
     Assignment,
     AssignmentStatus,
     Comparison,
@@ -57,6 +58,7 @@ from comparisons.models import (
     judgment_target,
 )
 from comparisons.queue import release_leases, set_overlap_policy
+from comparisons.review import send_to_review
 from comparisons.tasks import run_import, send_export, send_on_commit
 
 # The project settings the queue recomputes every comparison for when they change.
@@ -249,7 +251,7 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    autocomplete_fields = ("raters", "leads")
+    autocomplete_fields = ("raters", "leads", "reviewers")
     readonly_fields = ("created_by", "created_at", "updated_at")
     actions = [pause_projects, resume_projects, archive_projects, export_projects]
     # (label, admin URL name taking the project pk): links on the project's change page.
@@ -297,15 +299,29 @@ class ProjectAdmin(admin.ModelAdmin):
                     "gold_accuracy_threshold",
                     "position_bias_threshold",
                     "show_gold_accuracy_to_raters",
+                    "gold_feedback",
                 ),
             },
         ),
-        ("People", {"fields": ("leads", "raters")}),
+        (
+            "Review",
+            {
+                "classes": ("collapse",),
+                "description": "What goes to the review queue at /review/&lt;slug&gt;/.",
+                "fields": (
+                    "review_min_agreement",
+                    "review_splits",
+                    "review_flagged",
+                    "review_gold_missed",
+                ),
+            },
+        ),
+        ("People", {"fields": ("leads", "raters", "reviewers")}),
         ("History", {"classes": ("collapse",), "fields": readonly_fields}),
     )
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
-        if db_field.name in ("raters", "leads"):
+        if db_field.name in ("raters", "leads", "reviewers"):
             # The autocompletes list UserAdmin's scoped queryset; the form accepts no one
             # else either, or a lead could post the id of another lead's rater.
             kwargs["queryset"] = User.objects.visible_to(request.user)
@@ -520,6 +536,13 @@ class ResponseInline(admin.StackedInline):
     fields = ("position", "model_name", "content")
 
 
+@admin.action(description="Send selected comparisons to review", permissions=["view"])
+def send_comparisons_to_review(modeladmin, request, queryset):
+    # The changelist is scoped to the lead's projects, and so is the queryset it hands over.
+    n = send_to_review(_scope_to_visible_projects(request, queryset))
+    modeladmin.message_user(request, f"Sent {n} comparison(s) to review.", messages.SUCCESS)
+
+
 @admin.register(Comparison)
 class ComparisonAdmin(admin.ModelAdmin):
     list_display = (
@@ -541,12 +564,14 @@ class ComparisonAdmin(admin.ModelAdmin):
     )
     search_fields = ("external_id", "prompt")
     inlines = [ResponseInline]
+    actions = [send_comparisons_to_review]
     readonly_fields = (
         "open_slots",
         "judged_count",
         "lead_margin",
         "completed_at",
         "lease_count",
+        "review_requested_at",
         "created_at",
     )
     fields = (
@@ -556,6 +581,7 @@ class ComparisonAdmin(admin.ModelAdmin):
         "metadata",
         "priority",
         "gold_choice",
+        "gold_explanation",
         *readonly_fields,
     )
     list_per_page = 100
@@ -638,6 +664,30 @@ class JudgmentAdmin(ReadOnlyAdmin):
         "counted",
     )
     search_fields = ("comparison__external_id", "rater__email")
+    ordering = ("-id",)
+    list_per_page = 100
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return _scope_to_visible_projects(request, super().get_queryset(request))
+
+
+@admin.register(Adjudication)
+class AdjudicationAdmin(ReadOnlyAdmin):
+    """Reviewers' verdicts, every one kept: the latest of a comparison is the one in force."""
+
+    list_display = (
+        "id",
+        "project",
+        "comparison",
+        "reviewer",
+        "choice",
+        "majority_choice",
+        "created_at",
+    )
+    list_select_related = ("project", "comparison", "reviewer")
+    list_filter = (("project", VisibleProjectFilter), "choice")
+    search_fields = ("comparison__external_id", "reviewer__email", "note")
     ordering = ("-id",)
     list_per_page = 100
     show_full_result_count = False

@@ -23,7 +23,11 @@ RATER_COLUMNS = [
     ("judgments", "Judgments", "All judgments by this rater, late ones included"),
     ("median_seconds", "Median s", "Median seconds per judgment"),
     ("fastest_seconds", "Fastest s", "Fastest judgment in seconds"),
-    ("gold_accuracy", "Gold", "Accuracy on gold comparisons, with its 95% Wilson interval"),
+    (
+        "gold_accuracy",
+        "Gold",
+        "Accuracy on gold comparisons and reviewers' verdicts, with its 95% Wilson interval",
+    ),
     ("agreement", "Agrees", "Share agreeing with the majority of the other raters"),
     ("left_share", "Left picks", "Share of A/B picks that chose the left-hand response"),
     ("longer_share", "Longer", "Share of A/B picks that chose the longer response"),
@@ -225,6 +229,7 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             weights=metrics.QUALITY_WEIGHTS,
             overlap=data.get("overlap"),
             overlap_svg=_overlap_chart(data.get("overlap")),
+            review=data.get("review"),
         )
     return render(request, "comparisons/dashboard.html", context)
 

@@ -7,7 +7,8 @@ A line (DESIGN.md's contract, plus `priority`):
      "responses": [{"model": "m-a", "content": "..."}, {"model": "m-b", "content": "..."}],
      "metadata": {"source": "eval-set-3"},           # optional object
      "priority": 5,                                   # optional integer, higher is rated first
-     "gold": {"choice": "a"}}                         # optional: a, b, tie or both_bad
+     "gold": {"choice": "a"}}                         # optional: a, b, tie or both_bad,
+                                                      # and an optional "explanation" (text)
 
 Rules beyond the contract, chosen so that what is imported is what training code expects:
 - `external_id` is a non-empty string of at most 200 characters (an integer is accepted and
@@ -114,6 +115,7 @@ class _Record:
     metadata: dict[str, Any]
     priority: int
     gold_choice: str | None
+    gold_explanation: str = ""
 
 
 class _Invalid(Exception):
@@ -297,7 +299,10 @@ class _Importer:
 
         if problems:
             raise _Invalid("; ".join(problems))
-        return _Record(number, external_id, prompt, responses, metadata, priority, gold)
+        choice, explanation = gold or (None, "")
+        return _Record(
+            number, external_id, prompt, responses, metadata, priority, choice, explanation
+        )
 
     @staticmethod
     def check(problems: list[str], validate, value):
@@ -396,12 +401,16 @@ class _Importer:
             )
         return value
 
-    def _gold(self, value: Any) -> str | None:
+    def _gold(self, value: Any) -> tuple[str, str] | None:
+        """(choice, explanation) of a gold answer; the explanation is shown to raters after
+        they judged it, where the project gives gold feedback."""
         if value is None:
             return None
         if not isinstance(value, dict) or "choice" not in value:
             raise _Invalid('gold: must be an object like {"choice": "a"}')
-        _no_extra_keys("gold", value, ("choice",))
+        _no_extra_keys("gold", value, ("choice", "explanation"))
+        explanation = value.get("explanation")
+        explanation = "" if explanation is None else self._text("gold.explanation", explanation)
         choice = value["choice"]
         if choice not in Choice.values:
             raise _Invalid(
@@ -409,7 +418,7 @@ class _Importer:
             )
         if choice not in self.allowed_gold:
             raise _Invalid(f"gold.choice: {choice!r} is not a choice this project allows")
-        return choice
+        return choice, explanation
 
     def flush(self) -> None:
         batch, errors = self.batch, self.batch_errors
@@ -452,6 +461,7 @@ class _Importer:
                 metadata=r.metadata,
                 priority=r.priority,
                 gold_choice=r.gold_choice,
+                gold_explanation=r.gold_explanation,
                 # Gold comparisons are served by the gold rate, never by the open-slot pick.
                 open_slots=0 if r.gold_choice else self.initial_slots,
             )

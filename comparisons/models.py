@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, F, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -107,6 +107,18 @@ class ProjectQuerySet(models.QuerySet):
             return self.none()
         return self.filter(leads=user)
 
+    def reviewable_by(self, user):
+        """Projects whose review queue a user may work: all for superusers; for others the
+        ones they were given the reviewer role in, and, for staff, the ones they lead."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self
+        who = Q(pk__in=Project.reviewers.through.objects.filter(user=user).values("project"))
+        if user.is_staff:
+            who |= Q(pk__in=Project.leads.through.objects.filter(user=user).values("project"))
+        return self.filter(who)
+
 
 class ProjectStatus(models.TextChoices):
     ACTIVE = "active", "Active"
@@ -178,12 +190,44 @@ class Project(models.Model):
         default=0.15, help_text="Flag raters whose share of left-hand picks is this far from 0.5."
     )
     show_gold_accuracy_to_raters = models.BooleanField(default=False)
+    gold_feedback = models.BooleanField(
+        default=False,
+        help_text="After a gold comparison, tell the rater whether they matched it, with the "
+        "gold's explanation.",
+    )
+
+    # What needs a second look (comparisons.review): each rule off when empty or unticked.
+    review_min_agreement = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Review complete comparisons whose agreement (share of votes for the leading "
+        "choice) is below this, e.g. 0.67. Empty: off.",
+    )
+    review_splits = models.BooleanField(
+        default=True, help_text="Review complete comparisons whose votes have no majority."
+    )
+    review_flagged = models.BooleanField(
+        default=True, help_text="Review comparisons a rater flagged (unsafe, cannot judge)."
+    )
+    review_gold_missed = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        default=2,
+        help_text="Review gold comparisons that at least this many raters missed (the gold may "
+        "be wrong). Empty: off.",
+    )
 
     raters = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="rating_projects"
     )
     leads = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="led_projects"
+    )
+    reviewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="reviewing_projects",
+        help_text="Members who may adjudicate at /review/<slug>/ (leads always may).",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -221,6 +265,11 @@ class Project(models.Model):
             models.CheckConstraint(
                 condition=models.lookups.Exact(JSONTypeOf("criteria"), "array"),
                 name="project_criteria_is_a_list",
+            ),
+            models.CheckConstraint(
+                condition=Q(review_min_agreement__isnull=True)
+                | Q(review_min_agreement__gte=0, review_min_agreement__lte=1),
+                name="project_review_min_agreement_0_1",
             ),
         ]
 
@@ -330,6 +379,15 @@ class Comparison(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     priority = models.IntegerField(default=0)
     gold_choice = models.CharField(max_length=16, choices=Choice, null=True, blank=True)
+    gold_explanation = models.TextField(
+        blank=True,
+        default="",
+        db_default="",  # rows written by COPY (the benchmarks' seeder) leave it out
+        help_text="Why the gold answer is right (shown to raters with gold feedback).",
+    )
+    review_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a lead last sent it to review by hand."
+    )
 
     open_slots = models.IntegerField(default=0)
     judged_count = models.IntegerField(default=0)
@@ -522,6 +580,124 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rater} on {self.comparison}: {self.choice}"
+
+
+class ReviewVerdict(models.TextChoices):
+    """An adjudication's verdict: a canonical choice, or the comparison left out of exports."""
+
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+    EXCLUDE = "exclude", "Excluded (a bad item)"
+
+
+class AdjudicationQuerySet(models.QuerySet):
+    def latest_per_comparison(self):
+        """Only the adjudication in force of each comparison: the newest one (a later one
+        supersedes an earlier one; both are kept)."""
+        newer = Adjudication.objects.filter(
+            comparison=OuterRef("comparison"), pk__gt=OuterRef("pk")
+        )
+        return self.filter(~Exists(newer))
+
+
+class Adjudication(models.Model):
+    """A reviewer's verdict on a comparison. Its own row: it never edits a judgment, and a later
+    adjudication of the same comparison supersedes this one without deleting it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="adjudications")
+    comparison = models.ForeignKey(
+        Comparison, on_delete=models.CASCADE, related_name="adjudications"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications"
+    )
+    choice = models.CharField(max_length=16, choices=ReviewVerdict)
+    note = models.TextField(blank=True)
+    majority_choice = models.CharField(
+        max_length=16,
+        choices=Choice,
+        null=True,
+        blank=True,
+        help_text="The raters' majority when the verdict was given (empty: no majority).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AdjudicationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(choice__in=ReviewVerdict.values), name="adjudication_choice_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "comparison"], name="adjudication_comparison_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} on {self.comparison}: {self.choice}"
+
+    @property
+    def overturned(self) -> bool:
+        """Whether the verdict differs from the majority it was given over."""
+        return (
+            self.majority_choice not in (None, self.choice) and self.choice != ReviewVerdict.EXCLUDE
+        )
+
+
+class ReviewLeaseStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    DONE = "done", "Adjudicated"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+
+
+class ReviewLease(models.Model):
+    """A comparison in review held by one reviewer, like a rater's Assignment: at most one live
+    lease per comparison and one per reviewer and project, enforced by the database."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_leases")
+    comparison = models.ForeignKey(
+        Comparison, on_delete=models.CASCADE, related_name="review_leases"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_leases"
+    )
+    status = models.CharField(
+        max_length=16, choices=ReviewLeaseStatus, default=ReviewLeaseStatus.ACTIVE
+    )
+    swapped = models.BooleanField(default=False, help_text="Shown as B then A.")
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-leased_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["comparison"],
+                condition=Q(status="active"),
+                name="reviewlease_one_active_per_comparison",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "reviewer"],
+                condition=Q(status="active"),
+                name="reviewlease_one_active_per_reviewer",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ReviewLeaseStatus.values), name="reviewlease_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} reviews {self.comparison}"
+
+    @property
+    def display_order(self) -> list[str]:
+        return ["b", "a"] if self.swapped else ["a", "b"]
 
 
 class JobStatus(models.TextChoices):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from comparisons import dashboard, export_views, import_views, views
+from comparisons import dashboard, export_views, import_views, review_views, views
 
 urlpatterns: list = [
     # The rating pages (views.py).
@@ -9,6 +9,10 @@ urlpatterns: list = [
     path("rate/<slug:slug>/<int:pk>/submit", views.rate_submit, name="rate_submit"),
     path("rate/<slug:slug>/<int:pk>/skip", views.rate_skip, name="rate_skip"),
     path("rate/<slug:slug>/<int:pk>/heartbeat", views.rate_heartbeat, name="rate_heartbeat"),
+    # The review page (review_views.py): the project's reviewers and staff leads.
+    path("review/<slug:slug>/", review_views.review_project, name="review_project"),
+    path("review/<slug:slug>/<int:pk>/submit", review_views.review_submit, name="review_submit"),
+    path("review/<slug:slug>/<int:pk>/skip", review_views.review_skip, name="review_skip"),
     # Export downloads (export_views.py): authenticated, never a public URL.
     path("exports/<int:pk>/download", export_views.export_download, name="export_download"),
     path("exports/<int:pk>/manifest", export_views.export_manifest, name="export_manifest"),

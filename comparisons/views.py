@@ -25,6 +25,7 @@ from comparisons.forms import JudgmentForm
 from comparisons.models import (
     Assignment,
     AssignmentStatus,
+    Choice,
     Comparison,
     Judgment,
     Project,
@@ -172,15 +173,40 @@ def _render_panel(request: HttpRequest, ctx: dict, *, status: int = 200) -> Http
     return render(request, template, ctx, status=status)
 
 
-def _next_panel(request: HttpRequest, project: Project, *, notice: str = "") -> HttpResponse:
+def _gold_feedback(project: Project, assignment: Assignment, judgment: Judgment) -> dict | None:
+    """What the rater learns after judging a gold comparison, where the project says so: whether
+    they matched the gold answer (shown on the side they saw it) and its explanation."""
+    if not (project.gold_feedback and judgment.is_gold):
+        return None
+    comparison = assignment.comparison
+    gold = comparison.gold_choice
+    side = assignment.display_order.index(gold) + 1 if gold in ("a", "b") else None
+    return {
+        "matched": judgment.choice == gold,
+        "answer": f"Response {side}" if side else dict(Choice.choices)[gold],
+        "explanation": comparison.gold_explanation,
+    }
+
+
+def _next_panel(
+    request: HttpRequest, project: Project, *, notice: str = "", gold_feedback: dict | None = None
+) -> HttpResponse:
     """After a submit or skip: the next panel for htmx; a redirect for a plain form post."""
     if not request.htmx:
         if notice:
             messages.info(request, notice)
+        if gold_feedback:
+            matched = "matched" if gold_feedback["matched"] else "did not match"
+            messages.info(
+                request,
+                f"That was a gold comparison: you {matched} its answer ({gold_feedback['answer']})."
+                + (f" {gold_feedback['explanation']}" if gold_feedback["explanation"] else ""),
+            )
         return redirect(project.get_absolute_url(), permanent=False)
     # The queue reads the project's status fresh, so a pause since page load is honoured.
     assignment = queue.next_assignment(request.user, project)
-    response = _render_panel(request, _panel_context(request, project, assignment, notice=notice))
+    ctx = _panel_context(request, project, assignment, notice=notice, gold_feedback=gold_feedback)
+    response = _render_panel(request, ctx)
     url = project.get_absolute_url()
     return push_url(response, f"{url}?a={assignment.pk}" if assignment else url)
 
@@ -229,7 +255,12 @@ def rate_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     except ValidationError as exc:
         form.add_answer_errors(exc)
     else:
-        return _next_panel(request, project, notice=LATE_NOTICE if judgment.is_late else "")
+        return _next_panel(
+            request,
+            project,
+            notice=LATE_NOTICE if judgment.is_late else "",
+            gold_feedback=_gold_feedback(project, assignment, judgment),
+        )
     # 422 keeps what was typed on screen; htmx is configured (rate.html) to swap it in.
     ctx = _panel_context(request, project, assignment, form=form)
     return _render_panel(request, ctx, status=422)

@@ -24,7 +24,7 @@ from django.db.models import Model
 from django.urls import reverse
 
 from accounts.models import LEADS_GROUP, Invite
-from comparisons.models import AssignmentStatus, ExportJob, ImportJob
+from comparisons.models import Adjudication, AssignmentStatus, ExportJob, ImportJob
 from tests.factories import (
     AssignmentFactory,
     ComparisonFactory,
@@ -55,6 +55,9 @@ def world(project, lead, alice, bob):
         "judgment": judgment,
         "exportjob": ExportJob.objects.create(project=project, requested_by=lead, format="trl"),
         "importjob": ImportJob.objects.create(project=project, requested_by=lead, total_lines=9),
+        "adjudication": Adjudication.objects.create(
+            project=project, comparison=comparison, reviewer=lead, choice="a"
+        ),
         "invite": invite,
         "user": alice,
         "group": Group.objects.get(name=LEADS_GROUP),
@@ -69,6 +72,7 @@ AUDIT_OBJECTS: dict[str, Callable[[dict], Model]] = {
     "comparisons.judgment": lambda w: w["judgment"],
     "comparisons.exportjob": lambda w: w["exportjob"],
     "comparisons.importjob": lambda w: w["importjob"],
+    "comparisons.adjudication": lambda w: w["adjudication"],
     "accounts.invite": lambda w: w["invite"],
     "accounts.user": lambda w: w["user"],
     "auth.group": lambda w: w["group"],

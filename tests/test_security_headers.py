@@ -20,9 +20,9 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver, path, resolve, reverse
 
 from accounts.models import Invite
-from comparisons import queue
+from comparisons import queue, review
 from comparisons.exports import create_export_job, run_export_job
-from comparisons.models import ImportJob
+from comparisons.models import Adjudication, Comparison, ImportJob
 from raterhub import urls as root_urls
 from tests.factories import ComparisonFactory, JudgmentFactory
 from tests.security_headers import header_problems
@@ -70,7 +70,13 @@ def objects(project, alice, lead, settings, tmp_path):
     invite, token = Invite.issue(email="newcomer@example.com", invited_by=lead)
     invite.projects.add(project)
     import_job = ImportJob.objects.create(project=project, requested_by=lead, total_lines=9)
+    review.send_to_review(Comparison.objects.filter(project=project))
+    review_lease = review.next_review(lead, project)
+    Adjudication.objects.create(
+        project=project, comparison=review_lease.comparison, reviewer=lead, choice="exclude"
+    )
     return {
+        "review_lease": review_lease,
         "project": project,
         "assignment": assignment,
         "job": job,
@@ -103,6 +109,9 @@ def _explicit(objects: dict) -> dict[str, list[dict]]:
         "export_progress": [{"pk": job.pk}],
         "import_progress": [{"pk": objects["import_job"].pk}],
         "project_dashboard": [{"slug": project.slug}],
+        "review_project": [{"slug": project.slug}, {"slug": "no-such-project"}],
+        "review_submit": [{"slug": project.slug, "pk": objects["review_lease"].pk}],
+        "review_skip": [{"slug": project.slug, "pk": objects["review_lease"].pk}],
         "project_dashboard_recompute": [{"slug": project.slug}],
         "project_dashboard_by_pk": [{"pk": project.pk}],
     }

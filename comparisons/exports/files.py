@@ -23,7 +23,9 @@ from comparisons.exports.rows import iso, open_writer, pair_rows
 from comparisons.exports.verdicts import (
     AGGREGATED_ONLY_DEFINITIONS,
     DEFINITIONS,
+    EXCLUDE,
     Verdict,
+    adjudicated,
     aggregate,
     drop_reason,
 )
@@ -40,9 +42,13 @@ class _Counts:
     comparisons: int = 0
     rows: int = 0
     dropped: Counter = field(default_factory=Counter)
+    adjudicated: int = 0  # comparisons whose reviewer's verdict replaced the vote
+    excluded: int = 0  # comparisons a reviewer excluded
 
 
-def _write_preferences(format: ExportFormat, opts: ExportOptions, selection, writer, counts, tick):
+def _write_preferences(
+    format: ExportFormat, opts: ExportOptions, selection, writer, counts, tick, rulings
+):
     pending: list[Verdict] = []
 
     def flush() -> None:
@@ -65,6 +71,23 @@ def _write_preferences(format: ExportFormat, opts: ExportOptions, selection, wri
         counts.comparisons += 1
         counts.judgments += len(votes)
         tick(len(votes))
+        ruling = rulings.get(cid)
+        if ruling == EXCLUDE:
+            counts.excluded += 1
+            counts.dropped["excluded"] += 1
+            continue
+        if ruling is not None:
+            # The reviewer's verdict replaces the vote, past the filters that judge the vote.
+            counts.adjudicated += 1
+            verdict = adjudicated(cid, votes, ruling)
+            reason = drop_reason(format, verdict.choice)
+            if reason:
+                counts.dropped[reason] += 1
+            else:
+                pending.append(verdict)
+            if len(pending) >= CONTENT_BATCH:
+                flush()
+            continue
         if opts.min_judgments is not None and len(votes) < opts.min_judgments:
             counts.dropped["min_judgments"] += 1 if opts.aggregation != "all" else len(votes)
             continue
@@ -84,14 +107,18 @@ def _write_preferences(format: ExportFormat, opts: ExportOptions, selection, wri
     flush()
 
 
-def _write_judgments(project: Project, selection, writer, counts, tick) -> None:
+def _write_judgments(project: Project, selection, writer, counts, tick, rulings) -> None:
     batch: list = []
     last_cid = None
-    for row in source.judgment_rows(project, selection.queryset):
+    for row in source.judgment_rows(project, selection.queryset, rulings):
         batch.append(row)
         if row.comparison_id != last_cid:
             counts.comparisons += 1
             last_cid = row.comparison_id
+            if row.adjudication == EXCLUDE:
+                counts.excluded += 1
+            elif row.adjudication is not None:
+                counts.adjudicated += 1
         if len(batch) >= source.CHUNK_SIZE:
             writer.write(batch)
             counts.judgments += len(batch)
@@ -162,6 +189,7 @@ def export_preferences(
     fmt = ExportFormat(format)
     started = timezone.now()
     selection = source.select(project, opts)
+    rulings = source.rulings(project)
     total = selection.total
     counts = _Counts()
     done = reported = 0
@@ -180,9 +208,9 @@ def export_preferences(
         with os.fdopen(fd, "wb") as fh:
             writer = open_writer(fmt, fh)
             if fmt.is_raw:
-                _write_judgments(project, selection, writer, counts, tick)
+                _write_judgments(project, selection, writer, counts, tick, rulings)
             else:
-                _write_preferences(fmt, opts, selection, writer, counts, tick)
+                _write_preferences(fmt, opts, selection, writer, counts, tick, rulings)
             file_notes = writer.close()
             if progress is not None and done != reported:
                 progress(done, total)
@@ -231,6 +259,8 @@ def export_preferences(
             "comparisons": counts.comparisons,
             "judgments": counts.judgments,
             "rows_written": counts.rows,
+            "adjudicated": counts.adjudicated,
+            "excluded": counts.excluded,
             "rows_dropped": dict(sorted(counts.dropped.items())),
             "dropped_unit": "judgment" if opts.aggregation == "all" or fmt.is_raw else "comparison",
             "judgments_excluded": selection.judgments_excluded,

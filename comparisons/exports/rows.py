@@ -55,6 +55,7 @@ class JudgmentRow(NamedTuple):
     counted: bool
     shown_at: datetime
     created_at: datetime
+    adjudication: str | None  # the comparison's verdict in force (or "exclude"), if any
 
 
 JUDGMENT_COLUMNS = JudgmentRow._fields
@@ -119,6 +120,7 @@ def pair_rows(format: str, verdict: Verdict, content: dict) -> list[dict]:
             "num_judgments": verdict.num_judgments,
             "agreement": verdict.agreement,
             "margin": verdict.margin,
+            "adjudicated": verdict.adjudicated,
         }
     ]
 
@@ -179,6 +181,7 @@ TRL_SCHEMA = pa.schema(
         ("num_judgments", pa.int32()),
         ("agreement", pa.float64()),
         ("margin", pa.float64()),
+        ("adjudicated", pa.bool_()),
     ]
 )
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -201,6 +204,7 @@ JUDGMENT_SCHEMA = pa.schema(
         ("counted", pa.bool_()),
         ("shown_at", UTC_MICROS),
         ("created_at", UTC_MICROS),
+        ("adjudication", pa.string()),
     ]
 )
 
@@ -208,7 +212,7 @@ _JSONL_JUDGMENT = (
     '{"judgment_id":%d,"comparison_id":%d,"external_id":%s,"rater":"%s","choice":"%s",'
     '"display_order":"%s","strength":%s,"criteria":%s,"rationale":%s,"flags":%s,'
     '"duration_ms":%s,"is_gold":%s,"gold_choice":%s,"is_late":%s,"counted":%s,'
-    '"shown_at":"%s","created_at":"%s"}\n'
+    '"shown_at":"%s","created_at":"%s","adjudication":%s}\n'
 )
 _JSON_BOOL = {True: "true", False: "false"}
 
@@ -244,6 +248,7 @@ class JudgmentJsonlWriter:
                 _JSON_BOOL[r.counted],
                 iso(r.shown_at),
                 iso(r.created_at),
+                _json_str(r.adjudication),
             )
             for r in rows
         ]

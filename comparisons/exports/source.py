@@ -20,7 +20,7 @@ from comparisons.exports.options import ExportOptions, below, named_raters
 from comparisons.exports.rows import JudgmentRow, messages
 from comparisons.exports.verdicts import Vote
 from comparisons.metrics import rater_scores
-from comparisons.models import Comparison, Judgment, Project, Response
+from comparisons.models import Adjudication, Comparison, Judgment, Project, Response
 
 CHUNK_SIZE = 5000  # judgments per database round trip
 
@@ -115,6 +115,16 @@ def select(project: Project, opts: ExportOptions) -> Selection:
     )
 
 
+def rulings(project: Project) -> dict[int, str]:
+    """{comparison id: the verdict in force} of every adjudicated comparison of the project."""
+    return dict(
+        Adjudication.objects.filter(project=project)
+        .latest_per_comparison()
+        .order_by()
+        .values_list("comparison_id", "choice")
+    )
+
+
 def votes_by_comparison(qs: QuerySet[Judgment]) -> Iterator[tuple[int, list[Vote]]]:
     """(comparison id, [(choice, strength)]) for judgments ordered by comparison id."""
     values = qs.values_list("comparison_id", "choice", "strength").iterator(chunk_size=CHUNK_SIZE)
@@ -152,8 +162,11 @@ def _compact_json(text: str | None, empty: str) -> str:
     return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def judgment_rows(project: Project, qs: QuerySet[Judgment]) -> Iterator[JudgmentRow]:
-    """Every selected judgment as a raw row, the rater as their export pseudonym.
+def judgment_rows(
+    project: Project, qs: QuerySet[Judgment], verdicts: dict[int, str]
+) -> Iterator[JudgmentRow]:
+    """Every selected judgment as a raw row, the rater as their export pseudonym, with its
+    comparison's verdict in force from `verdicts` (rulings).
 
     Criteria and flags are read as JSON text (parsing a million small JSON values in Python
     would double the export's time) and only re-serialised compactly when not empty.
@@ -200,4 +213,5 @@ def judgment_rows(project: Project, qs: QuerySet[Judgment]) -> Iterator[Judgment
             row[8],
             _compact_json(row[9], "[]"),
             *row[10:],
+            verdicts.get(row[1]),
         )

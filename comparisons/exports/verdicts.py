@@ -32,10 +32,16 @@ DEFINITIONS = {
     "majority": "a choice with more than half of the comparison's votes; tie and both_bad "
     "are votes but yield no pair (trl-kto: both_bad yields two false rows)",
     "unanimous": "every vote for the same choice",
+    "adjudicated": "a reviewer's verdict (the latest adjudication of the comparison) replaces "
+    "its vote in every aggregation: one verdict, exempt from min_agreement and min_judgments, "
+    "agreement and margin those of the votes relative to it; trl rows say adjudicated: true; an "
+    "exclude verdict drops the comparison (rows_dropped.excluded); the judgments formats keep "
+    "every judgment and carry the verdict in force in the adjudication column",
     "all": "every exported judgment its own row, with the comparison's num_judgments and the "
     "agreement and margin of that judgment's choice (a minority row has a negative margin)",
 }
 AGGREGATED_ONLY_DEFINITIONS = frozenset({"agreement", "margin", "majority", "unanimous", "all"})
+EXCLUDE = "exclude"  # the adjudication verdict that leaves a comparison out of exports
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Verdict:
     num_judgments: int
     agreement: float
     margin: float  # relative to choice; 0 for tie and both_bad
+    adjudicated: bool = False  # a reviewer's verdict, in place of the vote
 
 
 def _verdict(cid: int, votes: list[Vote], choice: str) -> Verdict:
@@ -59,6 +66,12 @@ def _verdict(cid: int, votes: list[Vote], choice: str) -> Verdict:
         weight_against = sum(STRENGTH_WEIGHT.get(s, 1.0) for c, s in votes if c == other)
         margin = (weight_for - weight_against) / n
     return Verdict(cid, choice, n, round(agreeing / n, 6), round(margin, 6))
+
+
+def adjudicated(cid: int, votes: list[Vote], choice: str) -> Verdict:
+    """A reviewer's verdict `choice`, with the agreement and margin of the votes it replaces."""
+    v = _verdict(cid, votes, choice)
+    return Verdict(v.comparison_id, v.choice, v.num_judgments, v.agreement, v.margin, True)
 
 
 def aggregate(cid: int, votes: list[Vote], aggregation: str) -> tuple[list[Verdict], str | None]:

@@ -20,7 +20,9 @@ Scales and formulas (kept here so the dashboard and an export manifest can cite 
       sum_v n_v (n_v - 1) / (m (m - 1)) for m judgments; the project's is the mean over
       comparisons with at least two judgments.
   Quality score (0..1): the weighted mean of the components a rater has enough data for,
-      gold accuracy (weight 0.4, from MIN_GOLD_JUDGMENTS gold judgments),
+      gold accuracy (weight 0.4, from MIN_GOLD_JUDGMENTS gold judgments), where a reviewer's
+          verdict in force counts as the known answer of its comparison, like gold (and over
+          gold: the gold may be wrong; an excluded comparison has no known answer),
       agreement with the leave-one-out majority (0.3, from MIN_AGREEMENT_JUDGMENTS decided ones),
       position balance 1 - 2 |left share - 0.5| (0.15, from MIN_POSITION_PICKS A/B picks),
       speed min(1, median seconds / project.min_seconds_per_judgment) (0.15);
@@ -60,7 +62,7 @@ from comparisons.metrics.leaderboard import (
     length_bias_of,
     to_elo,
 )
-from comparisons.metrics.load import Judgments, gold_answers, load, responses
+from comparisons.metrics.load import Judgments, known_answers, load, responses
 from comparisons.metrics.raters import (
     FLAG_LABELS,
     MIN_AGREEMENT_JUDGMENTS,
@@ -131,7 +133,10 @@ def _rater_table(project: Project, j: Judgments, lengths: np.ndarray) -> list[di
         .annotate(n=Count("id"))
     )
     emails = dict(User.objects.filter(id__in=j.rater_ids.tolist()).values_list("id", "email"))
-    return rater_table(project, j, gold_answers(project, j), lengths, skips=skips, emails=emails)
+    answers, adjudicated = known_answers(project, j)
+    return rater_table(
+        project, j, answers, lengths, skips=skips, emails=emails, adjudicated=adjudicated
+    )
 
 
 def rater_scores(project: Project) -> dict[int, dict]:
@@ -265,6 +270,9 @@ def project_progress(project: Project) -> dict:
 
 def compute_metrics(project: Project) -> dict:
     """Everything the dashboard shows, as one JSON-safe dict."""
+    # Imported here: review reads votes through exports.source, which reads rater_scores here.
+    from comparisons.review import review_summary
+
     j = load(project)
     names, models, lengths = responses(project, j)
     raters = _rater_table(project, j, lengths)
@@ -302,6 +310,7 @@ def compute_metrics(project: Project) -> dict:
         "emails": emails,
         "leaderboard": leaderboard_of(j, names, models),
         "length_bias": length_bias_of(j, lengths),
+        "review": review_summary(project),
         **progress,
     }
     return json_safe(data)

@@ -11,7 +11,16 @@ import numpy as np
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Length
 
-from comparisons.models import Choice, Comparison, Judgment, Project, Response, Strength
+from comparisons.models import (
+    Adjudication,
+    Choice,
+    Comparison,
+    Judgment,
+    Project,
+    Response,
+    ReviewVerdict,
+    Strength,
+)
 
 CHOICES = [Choice.A.value, Choice.B.value, Choice.TIE.value, Choice.BOTH_BAD.value]
 
@@ -159,6 +168,26 @@ def gold_answers(project: Project, j: Judgments) -> np.ndarray:
         .values_list("id", "gold_choice")
     }
     return per_unit(j, gold, -1, np.int8)
+
+
+def known_answers(project: Project, j: Judgments) -> tuple[np.ndarray, np.ndarray]:
+    """Per judgment: the known answer's choice code (-1 for none) and whether it is a
+    reviewer's verdict. A comparison's verdict in force is its known answer, over its gold
+    answer too (a reviewer may find the gold wrong); an excluded comparison has none."""
+    answers = gold_answers(project, j)
+    verdicts = dict(
+        Adjudication.objects.filter(project=project)
+        .latest_per_comparison()
+        .order_by()
+        .values_list("comparison_id", "choice")
+    )
+    codes = {
+        cid: -1 if choice == ReviewVerdict.EXCLUDE else CHOICE_CODE[choice]
+        for cid, choice in verdicts.items()
+    }
+    adjudicated = per_unit(j, dict.fromkeys(codes, True), False, bool)
+    answers = np.where(adjudicated, per_unit(j, codes, -1, np.int8), answers).astype(np.int8)
+    return answers, adjudicated & (answers >= 0)
 
 
 def responses(project: Project, j: Judgments) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -56,8 +56,13 @@ def rater_table(
     *,
     skips: dict[int, int],
     emails: dict[int, str],
+    adjudicated: np.ndarray | None = None,
 ) -> list[dict]:
-    """One row per rater: their numbers, flags and quality; `skips` and `emails` by user id."""
+    """One row per rater: their numbers, flags and quality; `skips` and `emails` by user id.
+
+    `gold_answer` holds each judgment's known answer (load.known_answers): a reviewer's verdict
+    counts like a gold answer; `adjudicated` marks the judgments whose answer is a verdict.
+    """
     n_raters = len(j.rater_ids)
     if not n_raters:
         return []
@@ -74,6 +79,10 @@ def rater_table(
     gold_mask = gold_answer >= 0
     gold_n = per_rater(gold_mask)
     gold_ok = per_rater(gold_mask & (j.choice == gold_answer))
+    if adjudicated is None:
+        adjudicated = np.zeros(j.size, bool)
+    adjudicated_n = per_rater(adjudicated)
+    adjudicated_ok = per_rater(adjudicated & (j.choice == gold_answer))
 
     decided, agrees = loo_agreement(j)
     loo_n = per_rater(decided)
@@ -116,6 +125,8 @@ def rater_table(
             "gold_correct": int(gold_ok[r]),
             "gold_accuracy": ratio(gold_ok[r], gold_n[r]),
             "gold_interval": wilson_interval(int(gold_ok[r]), int(gold_n[r])),
+            "adjudicated_n": int(adjudicated_n[r]),
+            "adjudicated_correct": int(adjudicated_ok[r]),
             "agreement_n": int(loo_n[r]),
             "agreement": ratio(loo_ok[r], loo_n[r]),
             "position_n": int(pos_n[r]),
