@@ -104,6 +104,7 @@ def _explicit(objects: dict) -> dict[str, list[dict]]:
         "import_progress": [{"pk": objects["import_job"].pk}],
         "project_dashboard": [{"slug": project.slug}],
         "project_dashboard_recompute": [{"slug": project.slug}],
+        "project_dashboard_status": [{"slug": project.slug}],
         "project_dashboard_by_pk": [{"pk": project.pk}],
     }
 
