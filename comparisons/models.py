@@ -502,6 +502,24 @@ class ExportJob(models.Model):
     def __str__(self) -> str:
         return f"{self.project} {self.format} #{self.pk}"
 
+    def download_name(self, *, manifest: bool = False) -> str:
+        """`<project>-<format>-<date>.<ext>` (the date it finished, in the site's time zone),
+        or its `.manifest.json`: a name that says what a downloaded file is."""
+        when = timezone.localdate(self.finished_at or self.created_at or timezone.now())
+        stem = f"{self.project.slug}-{self.format}-{when.isoformat()}"
+        return (
+            f"{stem}.manifest.json" if manifest else f"{stem}.{ExportFormat(self.format).extension}"
+        )
+
+    def rows_summary(self) -> str:
+        """The manifest's counts in a line ("5 rows from 9 judgments; dropped tie 1"), or ""."""
+        counts = (self.manifest or {}).get("counts")
+        if not counts:
+            return ""
+        dropped = ", ".join(f"{k} {v}" for k, v in counts.get("rows_dropped", {}).items())
+        summary = f"{counts['rows_written']} rows from {counts['judgments']} judgments"
+        return f"{summary}; dropped {dropped}" if dropped else summary
+
 
 class ImportJob(models.Model):
     """An upload too large to import within a request, imported by a Celery job.
