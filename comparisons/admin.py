@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -357,6 +358,20 @@ class ProjectAdmin(admin.ModelAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            idle = obj.unserved_gold_count()
+            context["project_warnings"] = (
+                [
+                    f"This project has {idle:,} gold comparison{pluralize(idle)} but a gold "
+                    "rate of 0: raters are never served them, and the list's progress counts "
+                    "leave them out. Set a gold rate above 0 to use them."
+                ]
+                if idle
+                else []
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def import_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         project = self.get_object(request, object_id)  # scoped by get_queryset: None if hidden
         if project is None:
@@ -380,6 +395,8 @@ class ProjectAdmin(admin.ModelAdmin):
                         f"{f', skipped {result.skipped} existing' if result.skipped else ''}.",
                         messages.SUCCESS,
                     )
+                    for warning in result.warnings:
+                        self.message_user(request, warning, messages.WARNING)
                 else:
                     self.message_user(
                         request,

@@ -219,6 +219,13 @@ class Project(models.Model):
             choices.append(Choice.BOTH_BAD.value)
         return choices
 
+    def unserved_gold_count(self) -> int:
+        """Gold comparisons the queue never serves because the gold rate is 0 (no query then
+        when it is not): the project page warns, as the import did."""
+        if self.gold_rate:
+            return 0
+        return self.comparisons.filter(gold_choice__isnull=False).count()
+
 
 class ComparisonQuerySet(models.QuerySet):
     def regular(self):
@@ -553,6 +560,9 @@ class ImportJob(models.Model):
         default=list, blank=True, help_text="The first bad lines: [{line, message, code}]."
     )
     error = models.TextField(blank=True, help_text="Why the job failed, if not for a bad line.")
+    warnings = models.JSONField(
+        default=list, blank=True, help_text="The import's warnings (imports.import_warnings)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
