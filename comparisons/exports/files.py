@@ -196,7 +196,12 @@ def export_preferences(
     try:
         os.fchmod(fd, EXPORT_FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
-            writer = open_writer(fmt, fh)
+            criteria = (
+                source.criteria_names(project, selection.queryset)
+                if fmt == ExportFormat.JUDGMENTS_PARQUET
+                else ()
+            )
+            writer = open_writer(fmt, fh, criteria=criteria)
             if fmt.is_raw:
                 _write_judgments(project, selection, writer, counts, tick)
             else:
