@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import User
+from comparisons.admin_cells import short_when, when_column
 from comparisons.exports import OPTIONS, ExportError, create_export_job, validate_options
 from comparisons.import_views import render_import_status
 from comparisons.imports import (
@@ -62,6 +63,9 @@ admin.site.site_header = "RaterHub admin"
 admin.site.site_title = "RaterHub admin"
 admin.site.index_title = "Projects, comparisons and raters"
 admin.site.site_url = "/rate/"
+# The app list beside every page took 300 of a 1280 px screen, and clipped the lists' last
+# columns; the breadcrumbs and the index page already lead everywhere it does.
+admin.site.enable_nav_sidebar = False
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -517,7 +521,7 @@ class ComparisonAdmin(admin.ModelAdmin):
         "priority",
         "judged_count",
         "open_slots",
-        "created_at",
+        "created_at_short",
     )
     list_select_related = ("project",)
     list_filter = (
@@ -539,6 +543,7 @@ class ComparisonAdmin(admin.ModelAdmin):
         *readonly_fields,
     )
     list_per_page = 100
+    created_at_short = when_column("created_at", "Created")
     show_full_result_count = False  # skip a second COUNT over the whole (unfiltered) table
 
     def get_queryset(self, request):
@@ -599,14 +604,12 @@ class JudgmentAdmin(ReadOnlyAdmin):
         "project",
         "comparison",
         "rater",
-        "choice",
-        "strength",
-        "swapped",
-        "is_gold",
-        "is_late",
-        "counted",
-        "duration_ms",
-        "created_at",
+        # Choice and strength as one answer, the four booleans as words, the time in seconds:
+        # twelve columns did not fit a 1280 px screen.
+        "answer",
+        "marks",
+        "seconds",
+        "created_at_short",
     )
     list_select_related = ("project", "comparison", "rater")
     list_filter = (
@@ -621,9 +624,33 @@ class JudgmentAdmin(ReadOnlyAdmin):
     ordering = ("-id",)
     list_per_page = 100
     show_full_result_count = False
+    created_at_short = when_column("created_at", "Created")
 
     def get_queryset(self, request):
         return _scope_to_visible_projects(request, super().get_queryset(request))
+
+    @admin.display(description="Answer", ordering="choice")
+    def answer(self, obj: Judgment) -> str:
+        strength = f", {obj.get_strength_display().lower()}" if obj.strength else ""
+        return f"{obj.get_choice_display()}{strength}"
+
+    @admin.display(description="Marks")
+    def marks(self, obj: Judgment) -> str:
+        words = [
+            word
+            for word, on in (
+                ("gold", obj.is_gold),
+                ("late", obj.is_late),
+                ("not counted", not obj.counted),
+                ("shown B first", obj.swapped),
+            )
+            if on
+        ]
+        return ", ".join(words) or "—"
+
+    @admin.display(description="Time (s)", ordering="duration_ms")
+    def seconds(self, obj: Judgment) -> str:
+        return "—" if obj.duration_ms is None else f"{obj.duration_ms / 1000:.1f}"
 
 
 # --- assignments (leases) -----------------------------------------------------------------
@@ -671,10 +698,9 @@ class AssignmentAdmin(ReadOnlyAdmin):
         "project",
         "comparison",
         "rater",
-        "status",
         "swapped",
-        "leased_at",
-        "expires_at",
+        "leased_at_short",
+        # The status with the time a live lease has left: one column where two were clipped.
         "lease_left",
     )
     list_select_related = ("project", "comparison", "rater")
@@ -688,6 +714,7 @@ class AssignmentAdmin(ReadOnlyAdmin):
     actions = [release_active_leases]
     list_per_page = 100
     show_full_result_count = False
+    leased_at_short = when_column("leased_at", "Leased")
 
     def get_queryset(self, request):
         return _scope_to_visible_projects(request, super().get_queryset(request))
@@ -696,14 +723,14 @@ class AssignmentAdmin(ReadOnlyAdmin):
         # Releasing changes the queue, not the assignment's history: leads may do it.
         return request.user.has_perm("comparisons.change_project")
 
-    @admin.display(description="Lease left")
+    @admin.display(description="Status · Lease left", ordering="status")
     def lease_left(self, obj: Assignment) -> str:
         if obj.status != AssignmentStatus.ACTIVE:
-            return "—"
+            return obj.get_status_display()
         seconds = int((obj.expires_at - timezone.now()).total_seconds())
         if seconds <= 0:
-            return "expired"
-        return f"{seconds // 60}m {seconds % 60:02d}s"
+            return "Active, expired"
+        return f"Active, {seconds // 60}m {seconds % 60:02d}s left"
 
 
 # --- exports ------------------------------------------------------------------------------
@@ -718,8 +745,7 @@ class ExportJobAdmin(ReadOnlyAdmin):
         # The status cell polls itself until the job ends and then shows the rows too, so
         # nothing on the row stays stale ("Rows —" next to Succeeded) until a reload.
         "progress_cell",
-        "requested_by",
-        "created_at",
+        "requested",
     )
     list_select_related = ("project", "requested_by")
     list_filter = (("project", VisibleProjectFilter), "status", "format")
@@ -763,6 +789,11 @@ class ExportJobAdmin(ReadOnlyAdmin):
     def progress_cell(self, obj: ExportJob) -> str:
         return render_to_string("admin/comparisons/export_progress.html", {"job": obj})
 
+    @admin.display(description="Requested", ordering="created_at")
+    def requested(self, obj: ExportJob) -> str:
+        # Who and when in one cell: two columns of their own were clipped at 1280 px.
+        return format_html("{}<br>{}", obj.requested_by or "—", short_when(obj.created_at))
+
     @admin.display(description="Rows")
     def counts(self, obj: ExportJob) -> str:
         return obj.rows_summary() or "—"
@@ -781,10 +812,11 @@ class ExportJobAdmin(ReadOnlyAdmin):
 @admin.register(ImportJob)
 class ImportJobAdmin(ReadOnlyAdmin):
     change_form_template = "admin/comparisons/importjob/change_form.html"
-    list_display = ("number", "project", "filename", "status_cell", "created_at")
+    list_display = ("number", "project", "filename", "status_cell", "created_at_short")
     list_select_related = ("project",)
     list_filter = (("project", VisibleProjectFilter), "status")
     list_per_page = 50
+    created_at_short = when_column("created_at", "Created")
     show_full_result_count = False
     readonly_fields = (
         "project",
