@@ -127,7 +127,7 @@ def test_every_admin_list_and_the_dashboard_fit_1280_px(live_server, page, data,
             empty.append(path)  # a list without rows measures nothing
         problems += [f"{path}: {p}" for p in _too_wide(page)]
     problems += [f"dashboard: label cut: {label}" for label in page.evaluate(CUT_LABELS)]
-    assert problems == [], '\n'.join(problems)
+    assert problems == [], "\n".join(problems)
     assert empty == []
 
 
