@@ -25,7 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -56,6 +56,7 @@ from comparisons.models import (
     Response,
     count_for_project,
 )
+from comparisons.project_form import ProjectAdminForm
 from comparisons.queue import change_overlap, release_leases
 from comparisons.tasks import run_import, send_export, send_on_commit
 
@@ -235,8 +236,12 @@ def export_projects(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/comparisons/export_form.html", context)
 
 
+MAX_PREVIEW_CHARS = 100_000  # instructions longer than this preview their beginning
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm  # criteria as rows (name, help text)
     change_form_template = "admin/comparisons/project/change_form.html"
     list_display = (
         "name",
@@ -342,8 +347,17 @@ class ProjectAdmin(admin.ModelAdmin):
             # A lead who creates a project leads it; otherwise it would vanish from their admin.
             form.instance.leads.add(request.user)
 
+    class Media:
+        js = ("django_htmx/htmx-2.min.js",)  # the instructions' preview button
+        css = {"all": ("css/pygments.css",)}  # code in the preview, highlighted as raters see it
+
     def get_urls(self):
         return [
+            path(
+                "preview-instructions/",
+                self.admin_site.admin_view(self.preview_instructions_view),
+                name="comparisons_project_preview_instructions",
+            ),
             path(
                 "<path:object_id>/import/",
                 self.admin_site.admin_view(self.import_view),
@@ -375,6 +389,19 @@ class ProjectAdmin(admin.ModelAdmin):
                 else []
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def preview_instructions_view(self, request: HttpRequest) -> HttpResponse:
+        """The instructions being edited, rendered as the rating page renders them (htmx)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        if not request.htmx:  # a panel of the change form, not a page
+            return HttpResponseRedirect(reverse("admin:comparisons_project_changelist"))
+        text = request.POST.get("instructions", "")[:MAX_PREVIEW_CHARS]
+        return TemplateResponse(
+            request, "admin/comparisons/project/_instructions_preview.html", {"text": text}
+        )
 
     def import_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         project = self.get_object(request, object_id)  # scoped by get_queryset: None if hidden

@@ -49,6 +49,7 @@ def count_for_project(qs: models.QuerySet) -> Coalesce:
 
 MAX_CRITERIA = 10
 MAX_CRITERION_CHARS = 40
+MAX_CRITERION_HELP_CHARS = 300
 
 
 def validate_criteria(value) -> None:
@@ -72,6 +73,21 @@ def validate_criteria(value) -> None:
         if key in seen:
             raise ValidationError(f"“{name}” is listed twice.", code="criteria")
         seen.add(key)
+
+
+def validate_criteria_help(value) -> None:
+    """Help texts of a scheme's criteria: {name: text}, each text at most
+    MAX_CRITERION_HELP_CHARS characters (the rating page shows it under the criterion)."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValidationError("Criteria help must map criterion names to text.", code="criteria")
+    for name, text in value.items():
+        if len(text) > MAX_CRITERION_HELP_CHARS:
+            raise ValidationError(
+                f"The help text of “{name}” is longer than {MAX_CRITERION_HELP_CHARS} characters.",
+                code="criteria",
+            )
 
 
 class JSONTypeOf(models.Func):
@@ -148,6 +164,12 @@ class Project(models.Model):
         blank=True,
         validators=[validate_criteria],
         help_text='Per-criterion choices, e.g. ["helpfulness", "harmlessness"].',
+    )
+    criteria_help = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_criteria_help],
+        help_text="{criterion name: a line of help shown to raters under it}.",
     )
     rationale = models.CharField(
         max_length=16, choices=RationaleMode, default=RationaleMode.OPTIONAL
