@@ -274,10 +274,12 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def project_dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_lead(request, slug)
+    # Read before sending: with eager tasks (or a fast worker) the new snapshot may exist as
+    # soon as the task is sent, and the page must not wait for one newer than that.
+    snapshot = metrics.latest_snapshot(project)
     # Beat recomputes every few minutes anyway: a broker that is down only delays this one.
     send_on_commit(recompute_metrics, project.pk)
-    snapshot = metrics.latest_snapshot(project)
-    # The page then polls until a snapshot newer than the one it shows exists.
+    # The page then polls until a snapshot newer than the one it showed exists.
     url = reverse("project_dashboard", args=[project.slug])
     return redirect(f"{url}?{urlencode({'after': snapshot.pk if snapshot else 0})}")
 
