@@ -94,7 +94,8 @@ def _cells(row: dict) -> list[dict]:
     gold_low, gold_high = row.get("gold_interval") or (None, None)
     late = row.get("late") or 0
     return [
-        {"text": row["email"]},
+        # The address may break before its "@" (a <wbr>), never inside a word.
+        {"text": row["email"], "break_at": row["email"].partition("@")},
         {"text": row["judgments"], "detail": f"{late} late" if late else ""},
         {"text": _secs(row.get("median_seconds")), "warn": "too_fast" in flags},
         {"text": _secs(row.get("fastest_seconds"))},
