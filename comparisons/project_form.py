@@ -2,8 +2,8 @@
 the instructions with a preview of their Markdown as raters see it.
 
 The rows become `Project.criteria` (the names, in order, checked by `validate_criteria` as
-every other writer of them is) and `Project.criteria_help` ({name: help text}). Rows work
-without JavaScript: the form shows the criteria plus a few empty rows, and an emptied name
+every other writer of them is) and `Project.criteria_help` ({name: help text}). Rows need no
+script: the form shows the criteria plus a few empty rows, and an emptied name
 removes its row.
 """
 
