@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# make demo PORT=8123: the demo's web server port (the worker needs none).
+PORT ?= 8000
 
 .PHONY: demo test test-fast lint format bench clean cluster cluster-stop cluster-status loadtest faults
 
@@ -16,10 +18,11 @@ var:
 	mkdir -p var
 
 demo: $(STAMP) var
+	@case "$(PORT)" in ''|*[!0-9]*) echo "PORT must be a port number, not '$(PORT)'"; exit 2;; esac
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --port $(PORT)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	bash scripts/run_demo.sh
+	PORT=$(PORT) bash scripts/run_demo.sh
 
 test: lint var
 	$(PY) manage.py makemigrations --check --dry-run

@@ -24,6 +24,7 @@ from django.utils.html import format_html
 from accounts.forms import InviteForm, LeadUserCreationForm, UserCreationForm, UserEditForm
 from accounts.invites import invite_url, send_invite
 from accounts.models import Invite, User
+from comparisons.admin_cells import when_column
 from comparisons.models import Project
 
 # allauth's rows must mirror User.email (one address per account, changed in the user admin
@@ -145,11 +146,20 @@ class UserAdmin(DjangoUserAdmin):
 @admin.register(Invite)
 class InviteAdmin(admin.ModelAdmin):
     form = InviteForm
-    list_display = ("email", "project_names", "invited_by", "created_at", "expires_at", "state")
+    list_display = (
+        "email",
+        "project_names",
+        "invited_by",
+        "created_at_short",
+        "expires_at_short",
+        "state",
+    )
     list_select_related = ("invited_by", "accepted_by")
     list_filter = ("created_at",)
     search_fields = ("email",)
     filter_horizontal = ("projects",)
+    created_at_short = when_column("created_at", "Created")
+    expires_at_short = when_column("expires_at", "Expires")
 
     def get_queryset(self, request):
         qs = super().get_queryset(request).prefetch_related("projects")

@@ -25,7 +25,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -33,6 +34,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import User
+from comparisons.admin_cells import short_when, when_column
 from comparisons.exports import OPTIONS, ExportError, create_export_job, validate_options
 from comparisons.import_views import render_import_status
 from comparisons.imports import (
@@ -57,6 +59,7 @@ from comparisons.models import (
     count_for_project,
     judgment_target,
 )
+from comparisons.project_form import ProjectAdminForm
 from comparisons.queue import release_leases, set_overlap_policy
 from comparisons.review import send_to_review
 from comparisons.tasks import run_import, send_export, send_on_commit
@@ -68,6 +71,9 @@ admin.site.site_header = "RaterHub admin"
 admin.site.site_title = "RaterHub admin"
 admin.site.index_title = "Projects, comparisons and raters"
 admin.site.site_url = "/rate/"
+# The app list beside every page took 300 of a 1280 px screen, and clipped the lists' last
+# columns; the breadcrumbs and the index page already lead everywhere it does.
+admin.site.enable_nav_sidebar = False
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -237,8 +243,12 @@ def export_projects(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/comparisons/export_form.html", context)
 
 
+MAX_PREVIEW_CHARS = 100_000  # instructions longer than this preview their beginning
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm  # criteria as rows (name, help text)
     change_form_template = "admin/comparisons/project/change_form.html"
     list_display = (
         "name",
@@ -383,8 +393,17 @@ class ProjectAdmin(admin.ModelAdmin):
             # A lead who creates a project leads it; otherwise it would vanish from their admin.
             form.instance.leads.add(request.user)
 
+    class Media:
+        js = ("django_htmx/htmx-2.min.js",)  # the instructions' preview button
+        css = {"all": ("css/pygments.css",)}  # code in the preview, highlighted as raters see it
+
     def get_urls(self):
         return [
+            path(
+                "preview-instructions/",
+                self.admin_site.admin_view(self.preview_instructions_view),
+                name="comparisons_project_preview_instructions",
+            ),
             path(
                 "<path:object_id>/import/",
                 self.admin_site.admin_view(self.import_view),
@@ -402,6 +421,33 @@ class ProjectAdmin(admin.ModelAdmin):
             ],
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            idle = obj.unserved_gold_count()
+            context["project_warnings"] = (
+                [
+                    f"This project has {idle:,} gold comparison{pluralize(idle)} but a gold "
+                    "rate of 0: raters are never served them, and the list's progress counts "
+                    "leave them out. Set a gold rate above 0 to use them."
+                ]
+                if idle
+                else []
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def preview_instructions_view(self, request: HttpRequest) -> HttpResponse:
+        """The instructions being edited, rendered as the rating page renders them (htmx)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        if not request.htmx:  # a panel of the change form, not a page
+            return HttpResponseRedirect(reverse("admin:comparisons_project_changelist"))
+        text = request.POST.get("instructions", "")[:MAX_PREVIEW_CHARS]
+        return TemplateResponse(
+            request, "admin/comparisons/project/_instructions_preview.html", {"text": text}
+        )
 
     def import_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         project = self.get_object(request, object_id)  # scoped by get_queryset: None if hidden
@@ -426,6 +472,8 @@ class ProjectAdmin(admin.ModelAdmin):
                         f"{f', skipped {result.skipped} existing' if result.skipped else ''}.",
                         messages.SUCCESS,
                     )
+                    for warning in result.warnings:
+                        self.message_user(request, warning, messages.WARNING)
                 else:
                     self.message_user(
                         request,
@@ -553,7 +601,7 @@ class ComparisonAdmin(admin.ModelAdmin):
         "priority",
         "judged_count",
         "open_slots",
-        "created_at",
+        "created_at_short",
     )
     list_select_related = ("project",)
     list_filter = (
@@ -585,6 +633,7 @@ class ComparisonAdmin(admin.ModelAdmin):
         *readonly_fields,
     )
     list_per_page = 100
+    created_at_short = when_column("created_at", "Created")
     show_full_result_count = False  # skip a second COUNT over the whole (unfiltered) table
 
     def get_queryset(self, request):
@@ -645,14 +694,12 @@ class JudgmentAdmin(ReadOnlyAdmin):
         "project",
         "comparison",
         "rater",
-        "choice",
-        "strength",
-        "swapped",
-        "is_gold",
-        "is_late",
-        "counted",
-        "duration_ms",
-        "created_at",
+        # Choice and strength as one answer, the four booleans as words, the time in seconds:
+        # twelve columns did not fit a 1280 px screen.
+        "answer",
+        "marks",
+        "seconds",
+        "created_at_short",
     )
     list_select_related = ("project", "comparison", "rater")
     list_filter = (
@@ -667,9 +714,33 @@ class JudgmentAdmin(ReadOnlyAdmin):
     ordering = ("-id",)
     list_per_page = 100
     show_full_result_count = False
+    created_at_short = when_column("created_at", "Created")
 
     def get_queryset(self, request):
         return _scope_to_visible_projects(request, super().get_queryset(request))
+
+    @admin.display(description="Answer", ordering="choice")
+    def answer(self, obj: Judgment) -> str:
+        strength = f", {obj.get_strength_display().lower()}" if obj.strength else ""
+        return f"{obj.get_choice_display()}{strength}"
+
+    @admin.display(description="Marks")
+    def marks(self, obj: Judgment) -> str:
+        words = [
+            word
+            for word, on in (
+                ("gold", obj.is_gold),
+                ("late", obj.is_late),
+                ("not counted", not obj.counted),
+                ("shown B first", obj.swapped),
+            )
+            if on
+        ]
+        return ", ".join(words) or "—"
+
+    @admin.display(description="Time (s)", ordering="duration_ms")
+    def seconds(self, obj: Judgment) -> str:
+        return "—" if obj.duration_ms is None else f"{obj.duration_ms / 1000:.1f}"
 
 
 @admin.register(Adjudication)
@@ -759,10 +830,9 @@ class AssignmentAdmin(ReadOnlyAdmin):
         "project",
         "comparison",
         "rater",
-        "status",
         "swapped",
-        "leased_at",
-        "expires_at",
+        "leased_at_short",
+        # The status with the time a live lease has left: one column where two were clipped.
         "lease_left",
     )
     list_select_related = ("project", "comparison", "rater")
@@ -776,6 +846,7 @@ class AssignmentAdmin(ReadOnlyAdmin):
     actions = [release_active_leases, keep_raters_away]
     list_per_page = 100
     show_full_result_count = False
+    leased_at_short = when_column("leased_at", "Leased")
 
     def get_queryset(self, request):
         return _scope_to_visible_projects(request, super().get_queryset(request))
@@ -784,14 +855,14 @@ class AssignmentAdmin(ReadOnlyAdmin):
         # Releasing changes the queue, not the assignment's history: leads may do it.
         return request.user.has_perm("comparisons.change_project")
 
-    @admin.display(description="Lease left")
+    @admin.display(description="Status · Lease left", ordering="status")
     def lease_left(self, obj: Assignment) -> str:
         if obj.status != AssignmentStatus.ACTIVE:
-            return "—"
+            return obj.get_status_display()
         seconds = int((obj.expires_at - timezone.now()).total_seconds())
         if seconds <= 0:
-            return "expired"
-        return f"{seconds // 60}m {seconds % 60:02d}s"
+            return "Active, expired"
+        return f"Active, {seconds // 60}m {seconds % 60:02d}s left"
 
 
 # --- exports ------------------------------------------------------------------------------
@@ -803,10 +874,10 @@ class ExportJobAdmin(ReadOnlyAdmin):
         "id",
         "project",
         "format",
+        # The status cell polls itself until the job ends and then shows the rows too, so
+        # nothing on the row stays stale ("Rows —" next to Succeeded) until a reload.
         "progress_cell",
-        "counts",
-        "requested_by",
-        "created_at",
+        "requested",
     )
     list_select_related = ("project", "requested_by")
     list_filter = (("project", VisibleProjectFilter), "status", "format")
@@ -850,18 +921,14 @@ class ExportJobAdmin(ReadOnlyAdmin):
     def progress_cell(self, obj: ExportJob) -> str:
         return render_to_string("admin/comparisons/export_progress.html", {"job": obj})
 
+    @admin.display(description="Requested", ordering="created_at")
+    def requested(self, obj: ExportJob) -> str:
+        # Who and when in one cell: two columns of their own were clipped at 1280 px.
+        return format_html("{}<br>{}", obj.requested_by or "—", short_when(obj.created_at))
+
     @admin.display(description="Rows")
     def counts(self, obj: ExportJob) -> str:
-        counts = (obj.manifest or {}).get("counts")
-        if not counts:
-            return "—"
-        dropped = ", ".join(f"{k} {v}" for k, v in counts.get("rows_dropped", {}).items())
-        return format_html(
-            "{} rows from {} judgments{}",
-            counts["rows_written"],
-            counts["judgments"],
-            f"; dropped {dropped}" if dropped else "",
-        )
+        return obj.rows_summary() or "—"
 
     @admin.display(description="Manifest")
     def manifest_json(self, obj: ExportJob) -> str:
@@ -877,10 +944,11 @@ class ExportJobAdmin(ReadOnlyAdmin):
 @admin.register(ImportJob)
 class ImportJobAdmin(ReadOnlyAdmin):
     change_form_template = "admin/comparisons/importjob/change_form.html"
-    list_display = ("number", "project", "filename", "status_cell", "created_at")
+    list_display = ("number", "project", "filename", "status_cell", "created_at_short")
     list_select_related = ("project",)
     list_filter = (("project", VisibleProjectFilter), "status")
     list_per_page = 50
+    created_at_short = when_column("created_at", "Created")
     show_full_result_count = False
     readonly_fields = (
         "project",

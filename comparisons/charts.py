@@ -128,17 +128,22 @@ def progress_chart(
             f'<text x="{left - 6}" y="{y(t):.1f}" text-anchor="end" dominant-baseline="middle" '
             f'font-size="11" fill="{MUTED}">{_fmt(t)}</text>'
         )
-    # Daily bars on their own scale (the bottom third), so a busy day is visible but the
-    # cumulative line stays the main read.
-    day_max = max(max(daily), 1)
+    # Daily bars on the same, labelled axis as the line: a bar of 32 reads as 32. Small next to
+    # the total, so each bar also prints its count while there is room for it.
+    labelled = n <= 31
     for i, (day, count) in enumerate(zip(days, daily, strict=True)):
-        h = (plot_h / 3) * count / day_max
+        h = plot_h * count / y_max
         x = left + i * slot + slot * 0.15
         body.append(
             f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{max(slot * 0.7, 1):.1f}" '
-            f'height="{h:.1f}" fill="{ACCENT_SOFT}"><title>{escape(day)}: {count} judgments'
-            f"</title></rect>"
+            f'height="{h:.1f}" fill="{ACCENT_SOFT}" stroke="{ACCENT}" stroke-opacity="0.4">'
+            f"<title>{escape(day)}: {count} judgments</title></rect>"
         )
+        if labelled and count:
+            body.append(
+                f'<text x="{x + max(slot * 0.7, 1) / 2:.1f}" y="{top + plot_h - h - 4:.1f}" '
+                f'text-anchor="middle" font-size="11" fill="{INK}">{_fmt(count)}</text>'
+            )
     if target:
         body.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y(target):.1f}" y2="{y(target):.1f}" '
@@ -267,10 +272,14 @@ def win_rate_heatmap(
     if not n:
         return _empty(480, 120, label)
     cell = 64 if n <= 8 else 48 if n <= 14 else 34
-    # Column labels are rotated 40 degrees: leave room for the longest one above the grid.
-    longest = min(22, max(len(name) for name in names))
-    left, top = 170, 24 + int(longest * 6.5 * 0.65)
-    width, height = left + cell * n + 16, top + cell * n + 16
+    # Column labels are rotated 40 degrees up and to the right: leave room for the longest one
+    # above the grid and, for the last columns, to the right of it (7 units per character at
+    # font size 12 is a generous average, so a label is never cut by the SVG's edge).
+    longest = min(22, max(len(name) for name in names)) * 7
+    rise, reach = longest * math.sin(math.radians(40)), longest * math.cos(math.radians(40))
+    left, top = 170, 24 + math.ceil(rise)
+    width = left + cell * n + max(16, math.ceil(reach - cell / 2) + 8)
+    height = top + cell * n + 16
     body = []
     for k, name in enumerate(names):
         cx = left + cell * k + cell / 2
@@ -341,6 +350,13 @@ def throughput_heatmap(
                 f'height="{cell_h - 2}" rx="2" fill="{fill}"><title>{escape(name)}, '
                 f"{escape(days[k])}: {count}</title></rect>"
             )
+            # The count is printed in its cell: a title shows on hover only, never on touch.
+            if count:
+                body.append(
+                    f'<text x="{left + cell_w * k + cell_w / 2:.1f}" y="{y + cell_h / 2:.1f}" '
+                    f'text-anchor="middle" dominant-baseline="middle" font-size="9" '
+                    f'fill="{_text_on(fill)}" aria-hidden="true">{_fmt(count)}</text>'
+                )
     return _svg(width, height, body, label)
 
 

@@ -7,14 +7,21 @@ comparisons.metrics.compute_snapshot, on a schedule (Celery beat) or from the bu
 
 from __future__ import annotations
 
-from django.contrib import messages
+from datetime import datetime
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from comparisons import charts, metrics
-from comparisons.models import Project
+from comparisons.models import Judgment, Project
 from comparisons.tasks import recompute_metrics, send_on_commit
 
 # (sort key, column heading, help text): the rater table's sortable columns, in order.
@@ -39,6 +46,12 @@ RATER_COLUMNS = [
 SORT_KEYS = {key for key, _, _ in RATER_COLUMNS} | {"flags"}
 DEFAULT_SORT = "quality"
 THROUGHPUT_ROWS = 30
+# While a snapshot is being computed the page asks again every POLL_SECONDS, at most MAX_POLLS
+# times (two minutes): a worker that is down or busy then gets a message, not an endless spinner.
+POLL_SECONDS = 2
+MAX_POLLS = 60
+# A first visit queues one recompute; reloads within this many seconds do not queue another.
+FIRST_VISIT_DEDUPE_SECONDS = 120
 
 
 def _get_project_for_lead(request: HttpRequest, slug: str) -> Project:
@@ -85,7 +98,8 @@ def _cells(row: dict) -> list[dict]:
     gold_low, gold_high = row.get("gold_interval") or (None, None)
     late = row.get("late") or 0
     return [
-        {"text": row["email"]},
+        # The address may break before its "@" (a <wbr>), never inside a word.
+        {"text": row["email"], "break_at": row["email"].partition("@")},
         {"text": row["judgments"], "detail": f"{late} late" if late else ""},
         {"text": _secs(row.get("median_seconds")), "warn": "too_fast" in flags},
         {"text": _secs(row.get("fastest_seconds"))},
@@ -147,11 +161,46 @@ def _headers(sort: str) -> list[dict]:
             {
                 "label": label,
                 "help": help_text,
+                # Numbers sit right-aligned in their cells: so must their headings.
+                "numeric": key not in ("email", "flags"),
                 "href": f"?sort={'' if active and descending else '-' if active else ''}{key}",
                 "arrow": ("▼" if descending else "▲") if active else "",
             }
         )
     return headers
+
+
+def computed_ago(when: datetime, now: datetime | None = None) -> str:
+    """How long ago a snapshot was computed, as a person says it: "just now", "5 minutes ago"."""
+    now = now or timezone.now()
+    if (now - when).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(when, now, depth=1)} ago"
+
+
+def _pending(project: Project, *, after: int, polls: int = 0) -> dict:
+    """The "computing" panel's state: poll for a snapshot newer than `after`, or give up."""
+    query = urlencode({"after": after, "polls": polls + 1})
+    return {
+        "after": after,
+        "gave_up": polls >= MAX_POLLS,
+        "poll_url": f"{reverse('project_dashboard_status', args=[project.slug])}?{query}",
+        "poll_seconds": POLL_SECONDS,
+    }
+
+
+def _queue_first_snapshot(project: Project) -> None:
+    """The first visit to a dashboard with judgments but no snapshot computes one in the
+    background; one task per project at a time, however often the page is reloaded."""
+    if cache.add(f"dashboard:first-snapshot:{project.pk}", 1, FIRST_VISIT_DEDUPE_SECONDS):
+        send_on_commit(recompute_metrics, project.pk)
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    try:
+        return max(0, int(request.GET[name]))
+    except (KeyError, ValueError):
+        return None
 
 
 def _throughput_rows(data: dict) -> list[tuple[str, list[int]]]:
@@ -184,7 +233,15 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_lead(request, slug)
     snapshot = metrics.latest_snapshot(project)
     context: dict = {"project": project, "snapshot": snapshot, "columns": RATER_COLUMNS}
+    shown = snapshot.pk if snapshot else 0
+    after = _int_param(request, "after")  # set by the recompute button's redirect
+    if snapshot is None and Judgment.objects.filter(project=project).exists():
+        _queue_first_snapshot(project)
+        context["pending"] = _pending(project, after=0)
+    elif after is not None and after >= shown:
+        context["pending"] = _pending(project, after=shown)
     if snapshot is not None:
+        context["computed_ago"] = computed_ago(snapshot.computed_at)
         data = snapshot.data
         raters, sort = sort_raters(
             _rater_rows(list(data.get("raters", []))), request.GET.get("sort", DEFAULT_SORT)
@@ -238,10 +295,33 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def project_dashboard_recompute(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_lead(request, slug)
+    # Read before sending: with eager tasks (or a fast worker) the new snapshot may exist as
+    # soon as the task is sent, and the page must not wait for one newer than that.
+    snapshot = metrics.latest_snapshot(project)
     # Beat recomputes every few minutes anyway: a broker that is down only delays this one.
     send_on_commit(recompute_metrics, project.pk)
-    messages.info(request, "Recomputing the metrics. Reload this page in a moment.")
-    return redirect("project_dashboard", slug=project.slug)
+    # The page then polls until a snapshot newer than the one it showed exists.
+    url = reverse("project_dashboard", args=[project.slug])
+    return redirect(f"{url}?{urlencode({'after': snapshot.pk if snapshot else 0})}")
+
+
+@login_required
+@require_GET
+def project_dashboard_status(request: HttpRequest, slug: str) -> HttpResponse:
+    """The "computing" panel, polled by htmx: once a snapshot newer than ?after= exists the
+    browser is sent to the dashboard, which then shows it. Only htmx asks: not a page."""
+    project = _get_project_for_lead(request, slug)
+    url = reverse("project_dashboard", args=[project.slug])
+    if not request.htmx:
+        return redirect(url)
+    after = _int_param(request, "after") or 0
+    snapshot = metrics.latest_snapshot(project)
+    if snapshot is not None and snapshot.pk > after:
+        return HttpResponseClientRedirect(url)
+    pending = _pending(project, after=after, polls=_int_param(request, "polls") or 0)
+    return render(
+        request, "comparisons/dashboard.html#pending", {"project": project, "pending": pending}
+    )
 
 
 @login_required

@@ -6,8 +6,6 @@ a superuser or a lead (staff) of the job's project through and shows everyone el
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,7 +29,7 @@ def export_download(request: HttpRequest, pk: int) -> FileResponse:
     # Only a finished job has a file; a running or failed one has nothing to download.
     if job.status != JobStatus.SUCCEEDED or not job.file:
         raise Http404("This export has no file.")
-    return FileResponse(job.file.open("rb"), as_attachment=True, filename=Path(job.file.name).name)
+    return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.download_name())
 
 
 @login_required
@@ -41,7 +39,7 @@ def export_manifest(request: HttpRequest, pk: int) -> JsonResponse:
     if job.status != JobStatus.SUCCEEDED:
         raise Http404("This export has no manifest yet.")
     response = JsonResponse(job.manifest, json_dumps_params={"indent": 2, "ensure_ascii": False})
-    response["Content-Disposition"] = f'attachment; filename="{job.pk}-{job.format}.manifest.json"'
+    response["Content-Disposition"] = f'attachment; filename="{job.download_name(manifest=True)}"'
     return response
 
 

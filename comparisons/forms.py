@@ -77,6 +77,7 @@ class JudgmentForm(forms.Form):
             self.option_labels[key] = [(c, CRITERION_LABELS[c]) for c in shown]
             self.criteria.append((key, str(name)))
         self.criteria_errors: list[str] = []
+        self.criteria_help: dict[str, str] = project.criteria_help or {}
 
     def answer(self, assignment: Assignment) -> dict:
         """The post in canonical terms, as submit_judgment takes it (call after is_valid)."""
@@ -130,6 +131,6 @@ class JudgmentForm(forms.Form):
     def criterion_groups(self) -> list[dict]:
         return [
             {"name": key, "label": self.fields[key].label, "errors": self.errors.get(key),
-             "options": self.options(key)}
-            for key, _ in self.criteria
+             "options": self.options(key), "help": self.criteria_help.get(name, "")}
+            for key, name in self.criteria
         ]  # fmt: skip

@@ -18,6 +18,9 @@ Rules beyond the contract, chosen so that what is imported is what training code
   assistant, and its last message must be a user turn: the responses answer that turn, and TRL
   and OpenAI preference data both expect the prompt to end with it.
 - `responses` has at least two entries; pairwise rating compares the first two ("a", "b").
+  More are stored (the ranking format has up to nine) and the import warns that a pairwise
+  project leaves them out; the other warning is for gold lines in a project whose gold rate is
+  0, which never serves them (`import_warnings`).
 - Unknown fields are errors, not silently dropped (a typo like "gold_choice" would otherwise
   lose the gold answer); put extra data in `metadata`. `null` for an optional field means absent.
 - A gold choice must be one the project's rating scheme allows raters to give.
@@ -68,6 +71,7 @@ from comparisons.models import Choice, Comparison, ImportJob, JobStatus, Project
 logger = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 50
+MAX_NOTED_LINES = 5  # line numbers a warning names before "…"
 MAX_ID_CHARS = 200  # Comparison.external_id and Response.model_name are CharField(200).
 ROLES = ("system", "user", "assistant")
 FIELDS = ("external_id", "prompt", "responses", "metadata", "priority", "gold")
@@ -96,6 +100,8 @@ class ImportResult:
     total_lines: int = 0  # lines read, blank ones included
     error_count: int = 0  # bad lines, all of them; `errors` keeps the first few
     errors: list[LineError] = field(default_factory=list)
+    # What imported but may not do what the file's author expects (see import_warnings).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -169,6 +175,7 @@ def import_comparisons(
                     "max_overlap",
                     "allow_tie",
                     "allow_both_bad",
+                    "gold_rate",
                 )
                 .get(pk=project.pk)
             )
@@ -184,6 +191,9 @@ def import_comparisons(
             importer.flush()
             if result.error_count:
                 raise _Rejected
+            result.warnings = import_warnings(
+                locked, gold=result.gold, extra_response_lines=importer.extra_response_lines
+            )
             if result.created >= ANALYZE_AFTER:
                 # Statistics for the new rows now, not when autovacuum (which may be off) gets
                 # round to it: the pick does not need them, but the admin's lists do. Inside
@@ -216,6 +226,7 @@ class _Importer:
         self.initial_slots = project.initial_slots
         self.allowed_gold = set(project.allowed_choices())
         self.seen: dict[str, int] = {}  # external_id -> line, to report duplicates in the file
+        self.extra_response_lines: list[int] = []  # lines with more than two responses
         self.batch: list[_Record] = []
         # Errors of the lines since the last flush; the flush adds the batch's "exists" errors
         # and files them all in line order.
@@ -270,12 +281,15 @@ class _Importer:
             self.flush()
 
     def parse(self, number: int, text: str) -> _Record:
+        # Without its line ending: json would count "\n" as a second line, and report a line
+        # cut short as a fault at "column 1" (of that line) or as a control character.
+        text = text.rstrip("\r\n")
         try:
             data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         except RecursionError:
             raise _Invalid("not valid JSON: nested too deeply") from None
         except json.JSONDecodeError as exc:
-            raise _Invalid(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+            raise _Invalid(f"not valid JSON: {_json_fault(text, exc)}") from None
         except ValueError as exc:
             raise _Invalid(f"not valid JSON: {exc}") from None
         if not isinstance(data, dict):
@@ -299,6 +313,8 @@ class _Importer:
 
         if problems:
             raise _Invalid("; ".join(problems))
+        if len(responses) > 2:
+            self.extra_response_lines.append(number)
         choice, explanation = gold or (None, "")
         return _Record(
             number, external_id, prompt, responses, metadata, priority, choice, explanation
@@ -538,6 +554,45 @@ def _decode(raw: str | bytes, *, first: bool) -> str:
     return text
 
 
+def import_warnings(project: Project, *, gold: int, extra_response_lines: list[int]) -> list[str]:
+    """What a successful import should tell its author: data that imported but will not be
+    used as the file suggests. Notes, not errors: the same lines are right for another project
+    (a gold rate set later, a ranking task)."""
+    warnings = []
+    if gold and not project.gold_rate:
+        warnings.append(
+            f"{gold:,} gold comparison{'s' if gold != 1 else ''} imported, but this project's "
+            "gold rate is 0: raters are never served gold, and the progress counts leave gold "
+            "out. Set a gold rate in the project's settings to use them."
+        )
+    if extra_response_lines:
+        n = len(extra_response_lines)
+        shown = ", ".join(str(line) for line in extra_response_lines[:MAX_NOTED_LINES])
+        more = ", …" if n > MAX_NOTED_LINES else ""
+        warnings.append(
+            f"{n:,} line{'s have' if n != 1 else ' has'} more than two responses "
+            f"(line{'s' if n != 1 else ''} {shown}{more}): a pairwise project compares the "
+            'first two ("a" and "b"); the others are stored but never shown, judged or exported.'
+        )
+    return warnings
+
+
+def _json_fault(text: str, exc: json.JSONDecodeError) -> str:
+    """Where and what a JSON error is; a line that ends before its JSON does is called that."""
+    end = len(text.rstrip()) + 1  # the column just past the line's last character
+    if exc.msg.startswith("Unterminated string"):
+        return (
+            f"the line ends (column {end}) inside a string that starts at column {exc.colno}; "
+            "was it cut short?"
+        )
+    if exc.pos >= end - 1:
+        return (
+            f"the line ends (column {end}) before the JSON is complete ({exc.msg}); "
+            "was it cut short?"
+        )
+    return f"{exc.msg} (column {exc.colno})"
+
+
 def _external_id(value: Any) -> str:
     if value is None:
         raise _Invalid("external_id: missing")
@@ -725,6 +780,7 @@ def _import(job: ImportJob) -> None:
             skipped_count=result.skipped,
             error_count=result.error_count,
             errors=[dataclasses.asdict(error) for error in result.errors],
+            warnings=result.warnings,
             finished_at=timezone.now(),
         )
 
@@ -745,6 +801,7 @@ def import_job_result(job: ImportJob) -> ImportResult:
         total_lines=job.lines_read,
         error_count=job.error_count,
         errors=[LineError(**error) for error in job.errors],
+        warnings=list(job.warnings),
     )
 
 

@@ -49,6 +49,7 @@ def count_for_project(qs: models.QuerySet) -> Coalesce:
 
 MAX_CRITERIA = 10
 MAX_CRITERION_CHARS = 40
+MAX_CRITERION_HELP_CHARS = 300
 
 
 def validate_criteria(value) -> None:
@@ -72,6 +73,21 @@ def validate_criteria(value) -> None:
         if key in seen:
             raise ValidationError(f"“{name}” is listed twice.", code="criteria")
         seen.add(key)
+
+
+def validate_criteria_help(value) -> None:
+    """Help texts of a scheme's criteria: {name: text}, each text at most
+    MAX_CRITERION_HELP_CHARS characters (the rating page shows it under the criterion)."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValidationError("Criteria help must map criterion names to text.", code="criteria")
+    for name, text in value.items():
+        if len(text) > MAX_CRITERION_HELP_CHARS:
+            raise ValidationError(
+                f"The help text of “{name}” is longer than {MAX_CRITERION_HELP_CHARS} characters.",
+                code="criteria",
+            )
 
 
 class JSONTypeOf(models.Func):
@@ -175,6 +191,12 @@ class Project(models.Model):
         blank=True,
         validators=[validate_criteria],
         help_text='Per-criterion choices, e.g. ["helpfulness", "harmlessness"].',
+    )
+    criteria_help = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_criteria_help],
+        help_text="{criterion name: a line of help shown to raters under it}.",
     )
     rationale = models.CharField(
         max_length=16, choices=RationaleMode, default=RationaleMode.OPTIONAL
@@ -321,6 +343,13 @@ class Project(models.Model):
         if self.allow_both_bad:
             choices.append(Choice.BOTH_BAD.value)
         return choices
+
+    def unserved_gold_count(self) -> int:
+        """Gold comparisons the queue never serves because the gold rate is 0 (no query then
+        when it is not): the project page warns, as the import did."""
+        if self.gold_rate:
+            return 0
+        return self.comparisons.filter(gold_choice__isnull=False).count()
 
 
 def judgment_target() -> models.Case:
@@ -772,6 +801,24 @@ class ExportJob(models.Model):
     def __str__(self) -> str:
         return f"{self.project} {self.format} #{self.pk}"
 
+    def download_name(self, *, manifest: bool = False) -> str:
+        """`<project>-<format>-<date>.<ext>` (the date it finished, in the site's time zone),
+        or its `.manifest.json`: a name that says what a downloaded file is."""
+        when = timezone.localdate(self.finished_at or self.created_at or timezone.now())
+        stem = f"{self.project.slug}-{self.format}-{when.isoformat()}"
+        return (
+            f"{stem}.manifest.json" if manifest else f"{stem}.{ExportFormat(self.format).extension}"
+        )
+
+    def rows_summary(self) -> str:
+        """The manifest's counts in a line ("5 rows from 9 judgments; dropped tie 1"), or ""."""
+        counts = (self.manifest or {}).get("counts")
+        if not counts:
+            return ""
+        dropped = ", ".join(f"{k} {v}" for k, v in counts.get("rows_dropped", {}).items())
+        summary = f"{counts['rows_written']} rows from {counts['judgments']} judgments"
+        return f"{summary}; dropped {dropped}" if dropped else summary
+
 
 class ImportJob(models.Model):
     """An upload too large to import within a request, imported by a Celery job.
@@ -805,6 +852,9 @@ class ImportJob(models.Model):
         default=list, blank=True, help_text="The first bad lines: [{line, message, code}]."
     )
     error = models.TextField(blank=True, help_text="Why the job failed, if not for a bad line.")
+    warnings = models.JSONField(
+        default=list, blank=True, help_text="The import's warnings (imports.import_warnings)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -27,6 +27,11 @@ urlpatterns: list = [
         name="project_dashboard_recompute",
     ),
     path(
+        "dashboard/<slug:slug>/status",
+        dashboard.project_dashboard_status,
+        name="project_dashboard_status",
+    ),
+    path(
         "dashboard/project/<int:pk>/",
         dashboard.project_dashboard_by_pk,
         name="project_dashboard_by_pk",

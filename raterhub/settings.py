@@ -187,6 +187,9 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"  # never served publicly: exports go through an authenticated view.
+# Stored exports and uploads get the mode of an export the CLI writes (exports.EXPORT_FILE_MODE):
+# owner and group, never everyone on the machine.
+FILE_UPLOAD_PERMISSIONS = 0o640
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -113,6 +113,7 @@ def _explicit(objects: dict) -> dict[str, list[dict]]:
         "review_submit": [{"slug": project.slug, "pk": objects["review_lease"].pk}],
         "review_skip": [{"slug": project.slug, "pk": objects["review_lease"].pk}],
         "project_dashboard_recompute": [{"slug": project.slug}],
+        "project_dashboard_status": [{"slug": project.slug}],
         "project_dashboard_by_pk": [{"pk": project.pk}],
     }
 

@@ -14,7 +14,7 @@ The package splits along what each part needs:
   jobs      ExportJob rows run by a Celery worker
 """
 
-from comparisons.exports.files import export_preferences
+from comparisons.exports.files import EXPORT_FILE_MODE, export_preferences, write_manifest
 from comparisons.exports.jobs import (
     create_export_job,
     exports_to_send,
@@ -35,6 +35,7 @@ from comparisons.exports.source import pseudonym
 from comparisons.exports.verdicts import Verdict, aggregate
 
 __all__ = [
+    "EXPORT_FILE_MODE",
     "OPTIONS",
     "ExportError",
     "ExportOptions",
@@ -51,4 +52,5 @@ __all__ = [
     "run_export_job",
     "storage_name",
     "validate_options",
+    "write_manifest",
 ]

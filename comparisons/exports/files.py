@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import tempfile
@@ -32,6 +33,12 @@ from comparisons.exports.verdicts import (
 from comparisons.models import ExportFormat, Project
 
 CONTENT_BATCH = 1000  # comparisons whose prompt and responses are fetched together
+# One mode for an export's file and its manifest, whatever the umask: owner read-write, group
+# read, nothing for others. Both hold what a rater wrote or who was left out (pseudonyms,
+# rationales, the e-mails of excluded raters), so they are not world-readable like a 0644 file;
+# the group bit lets a service account or a backup job of the same group read them, which a
+# 0600 file (mkstemp's default, the old data file) refused while its 0644 manifest allowed all.
+EXPORT_FILE_MODE = 0o640
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -172,6 +179,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_manifest(path: str | os.PathLike, manifest: dict) -> Path:
+    """Write a manifest as indented JSON with the export file's own mode; return its path."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, EXPORT_FILE_MODE)
+    os.fchmod(fd, EXPORT_FILE_MODE)  # an existing file, or a umask, keeps no other mode
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
 def export_preferences(
     project: Project,
     format: str,
@@ -205,8 +222,14 @@ def export_preferences(
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
+        os.fchmod(fd, EXPORT_FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
-            writer = open_writer(fmt, fh)
+            criteria = (
+                source.criteria_names(project, selection.queryset)
+                if fmt == ExportFormat.JUDGMENTS_PARQUET
+                else ()
+            )
+            writer = open_writer(fmt, fh, criteria=criteria)
             if fmt.is_raw:
                 _write_judgments(project, selection, writer, counts, tick, rulings)
             else:

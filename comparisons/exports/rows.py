@@ -41,6 +41,8 @@ class JudgmentRow(NamedTuple):
     judgment_id: int
     comparison_id: int
     external_id: str
+    model_a: str  # the model of response "a" (canonical order), and of "b": traceable rows
+    model_b: str
     rater: str
     choice: str
     display_order: str
@@ -88,13 +90,21 @@ def pair_rows(format: str, verdict: Verdict, content: dict) -> list[dict]:
     (model_a, text_a), (model_b, text_b) = content["responses"][:2]
     if format == ExportFormat.TRL_KTO:
         if verdict.choice == Choice.BOTH_BAD:
-            labels = [(text_a, False), (text_b, False)]
+            labels = [(model_a, text_a, False), (model_b, text_b, False)]
         else:
             a_wins = verdict.choice == Choice.A
-            labels = [(text_a, a_wins), (text_b, not a_wins)]
+            labels = [(model_a, text_a, a_wins), (model_b, text_b, not a_wins)]
+        # TRL reads prompt, completion and label; id and model trace a row to its comparison
+        # and response, as the paired formats' id and chosen_model/rejected_model do.
         return [
-            {"prompt": prompt, "completion": _assistant(text), "label": label}
-            for text, label in labels
+            {
+                "id": content["external_id"],
+                "prompt": prompt,
+                "completion": _assistant(text),
+                "label": label,
+                "model": model,
+            }
+            for model, text, label in labels
         ]
     if verdict.choice == Choice.A:
         chosen, rejected = (model_a, text_a), (model_b, text_b)
@@ -190,11 +200,13 @@ JUDGMENT_SCHEMA = pa.schema(
         ("judgment_id", pa.int64()),
         ("comparison_id", pa.int64()),
         ("external_id", pa.string()),
+        ("model_a", pa.string()),
+        ("model_b", pa.string()),
         ("rater", pa.string()),
         ("choice", pa.string()),
         ("display_order", pa.string()),
         ("strength", pa.string()),
-        ("criteria", pa.string()),  # JSON object {criterion: canonical choice}
+        ("criteria", pa.null()),  # replaced per export: a struct, see judgment_schema
         ("rationale", pa.string()),
         ("flags", pa.list_(pa.string())),
         ("duration_ms", pa.int64()),
@@ -209,7 +221,8 @@ JUDGMENT_SCHEMA = pa.schema(
 )
 
 _JSONL_JUDGMENT = (
-    '{"judgment_id":%d,"comparison_id":%d,"external_id":%s,"rater":"%s","choice":"%s",'
+    '{"judgment_id":%d,"comparison_id":%d,"external_id":%s,"model_a":%s,"model_b":%s,'
+    '"rater":"%s","choice":"%s",'
     '"display_order":"%s","strength":%s,"criteria":%s,"rationale":%s,"flags":%s,'
     '"duration_ms":%s,"is_gold":%s,"gold_choice":%s,"is_late":%s,"counted":%s,'
     '"shown_at":"%s","created_at":"%s","adjudication":%s}\n'
@@ -234,6 +247,8 @@ class JudgmentJsonlWriter:
                 r.judgment_id,
                 r.comparison_id,
                 encode_basestring(r.external_id),
+                encode_basestring(r.model_a),
+                encode_basestring(r.model_b),
                 r.rater,
                 r.choice,
                 r.display_order,
@@ -295,24 +310,41 @@ class JudgmentCsvWriter:
         return {"formula_guard": FORMULA_GUARD, "cells_neutralised": self.neutralised}
 
 
+def judgment_schema(criteria: list[str]) -> pa.Schema:
+    """The raw judgments' Parquet schema: `criteria` a struct with one string field per
+    criterion name (null where a judgment has no answer for it), so it is queried as columns,
+    not parsed; a scheme without criteria has a null column of that name."""
+    index = JUDGMENT_SCHEMA.get_field_index("criteria")
+    kind = pa.struct([(name, pa.string()) for name in criteria]) if criteria else pa.null()
+    return JUDGMENT_SCHEMA.set(index, pa.field("criteria", kind))
+
+
 class JudgmentParquetWriter(ParquetWriter):
-    def __init__(self, fh: BinaryIO):
-        super().__init__(fh, JUDGMENT_SCHEMA)
+    def __init__(self, fh: BinaryIO, criteria: list[str]):
+        super().__init__(fh, judgment_schema(criteria))
+        self.has_criteria = bool(criteria)
 
     def _flush(self) -> None:
         if self.pending:
             columns = [list(column) for column in zip(*self.pending, strict=True)]
             flags = JUDGMENT_COLUMNS.index("flags")
             columns[flags] = [[] if f == "[]" else json.loads(f) for f in columns[flags]]
+            at = JUDGMENT_COLUMNS.index("criteria")
+            columns[at] = (
+                [{} if c == "{}" else json.loads(c) for c in columns[at]]
+                if self.has_criteria
+                else [None] * len(columns[at])
+            )
             self.writer.write_batch(pa.record_batch(columns, schema=self.schema))
             self.pending = []
 
 
-def open_writer(format: ExportFormat, fh: BinaryIO):
+def open_writer(format: ExportFormat, fh: BinaryIO, *, criteria: list[str] = ()):
+    """The writer of `format`; `criteria` names the struct fields of the judgments Parquet."""
     if format == ExportFormat.TRL_PARQUET:
         return ParquetWriter(fh, TRL_SCHEMA)
     if format == ExportFormat.JUDGMENTS_PARQUET:
-        return JudgmentParquetWriter(fh)
+        return JudgmentParquetWriter(fh, list(criteria))
     if format == ExportFormat.JUDGMENTS_CSV:
         return JudgmentCsvWriter(fh)
     if format == ExportFormat.JUDGMENTS:

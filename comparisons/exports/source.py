@@ -11,6 +11,7 @@ import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, TextField
@@ -156,6 +157,32 @@ def contents(ids: list[int]) -> dict[int, dict]:
     return found
 
 
+def criteria_names(project: Project, qs: QuerySet[Judgment]) -> list[str]:
+    """Every criterion name the selected judgments answer: the project's scheme in its order,
+    then any other name (a scheme edited after judging) sorted, so none is dropped."""
+    names = list(project.criteria or [])
+    seen = set(names)
+    extra: set[str] = set()
+    # Distinct answers are few (choices ** criteria), whatever the number of judgments.
+    for answer in qs.order_by().values_list("criteria", flat=True).distinct():
+        if isinstance(answer, dict):
+            extra.update(key for key in answer if key not in seen)
+    return names + sorted(extra)
+
+
+def _models(comparison_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """{comparison id: (model of response a, model of response b)}."""
+    found: dict[int, list[str]] = {}
+    responses = (
+        Response.objects.filter(comparison_id__in=comparison_ids, position__in=(0, 1))
+        .order_by("comparison_id", "position")
+        .values_list("comparison_id", "model_name")
+    )
+    for cid, model in responses:
+        found.setdefault(cid, []).append(model)
+    return {cid: (*models, "", "")[:2] for cid, models in found.items()}
+
+
 def _compact_json(text: str | None, empty: str) -> str:
     if not text or text == empty:
         return empty
@@ -196,22 +223,34 @@ def judgment_rows(
         .iterator(chunk_size=CHUNK_SIZE)
     )
     names: dict[int, str] = {}
-    for row in values:
-        rater_id = row[3]
-        name = names.get(rater_id)
-        if name is None:
-            name = names[rater_id] = pseudonym(project.pk, rater_id)
-        yield JudgmentRow(
-            row[0],
-            row[1],
-            row[2],
-            name,
-            row[4],
-            "ba" if row[5] else "ab",
-            row[6],
-            _compact_json(row[7], "{}"),
-            row[8],
-            _compact_json(row[9], "[]"),
-            *row[10:],
-            verdicts.get(row[1]),
-        )
+    while chunk := list(islice(values, CHUNK_SIZE)):
+        # The models of a chunk's comparisons in one query, not a join per judgment.
+        models = _models(sorted({row[1] for row in chunk}))
+        for row in chunk:
+            yield _judgment_row(
+                project, row, names, models.get(row[1], ("", "")), verdicts.get(row[1])
+            )
+
+
+def _judgment_row(
+    project: Project, row: tuple, names: dict[int, str], models, verdict: str | None
+) -> JudgmentRow:
+    rater_id = row[3]
+    name = names.get(rater_id)
+    if name is None:
+        name = names[rater_id] = pseudonym(project.pk, rater_id)
+    return JudgmentRow(
+        row[0],
+        row[1],
+        row[2],
+        *models,
+        name,
+        row[4],
+        "ba" if row[5] else "ab",
+        row[6],
+        _compact_json(row[7], "{}"),
+        row[8],
+        _compact_json(row[9], "[]"),
+        *row[10:],
+        verdict,
+    )

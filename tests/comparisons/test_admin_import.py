@@ -163,3 +163,32 @@ def test_staff_without_change_permission_is_refused(client, project, url):
     project.leads.add(viewer)
     client.force_login(viewer)
     assert client.get(url).status_code == 403
+
+
+def test_gold_into_a_gold_rate_0_project_warns_on_the_import_and_the_project_page(
+    client, lead, project, url, django_assert_max_num_queries
+):
+    assert project.gold_rate == 0
+    client.force_login(lead)
+    change = f"/admin/comparisons/project/{project.pk}/change/"
+    assert "gold rate of 0" not in client.get(change).content.decode()
+
+    r = client.post(url, {"file": _upload(_line("q-1"), _line("g-1", gold={"choice": "a"}))})
+
+    html = r.content.decode()
+    assert "Imported 2 comparisons" in html
+    assert "1 gold comparison imported, but this project&#x27;s gold rate is 0" in html
+    page = client.get(change).content.decode()
+    assert "This project has 1 gold comparison but a gold rate of 0" in page
+    project.gold_rate = 0.2
+    project.save()
+    assert "gold rate of 0" not in client.get(change).content.decode()
+
+
+def test_extra_responses_are_noted_on_the_import_page(client, lead, project, url):
+    three = [{"model": f"m{i}", "content": f"Answer {i}."} for i in range(3)]
+    client.force_login(lead)
+    r = client.post(url, {"file": _upload(_line("q-1"), _line("q-2", responses=three))})
+    html = r.content.decode()
+    assert "Imported 2 comparisons" in html
+    assert "1 line has more than two responses (line 2)" in html

@@ -4,6 +4,8 @@ status actions, creating a project and editing its overlap."""
 from __future__ import annotations
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from comparisons.models import Comparison, Project, ProjectStatus
 from tests.factories import ComparisonFactory, LeadFactory, ProjectFactory, UserFactory
@@ -38,7 +40,7 @@ def _form_data(project: Project, **overrides) -> dict:
         "max_overlap": project.max_overlap,
         "lease_seconds": project.lease_seconds,
         "gold_rate": project.gold_rate,
-        "criteria": "[]",
+        "criteria": [],
         "rationale": project.rationale,
         "rationale_min_chars": project.rationale_min_chars,
         "min_seconds_per_judgment": project.min_seconds_per_judgment,
@@ -46,6 +48,10 @@ def _form_data(project: Project, **overrides) -> dict:
         "position_bias_threshold": project.position_bias_threshold,
     }
     data.update(overrides)
+    # The criteria rows as the form posts them: criteria-<i>-name and criteria-<i>-help.
+    for i, row in enumerate(data.pop("criteria")):
+        name, help_text = (row, "") if isinstance(row, str) else row
+        data[f"criteria-{i}-name"], data[f"criteria-{i}-help"] = name, help_text
     for people in ("leads", "raters"):
         if people not in data:
             data[people] = [u.pk for u in getattr(project, people).all()]
@@ -187,26 +193,63 @@ def test_a_lead_adds_raters_on_the_change_page(client, lead, project):
     assert project.raters.filter(pk=dave.pk).exists()
 
 
-@pytest.mark.parametrize("criteria", ["5", '{"helpfulness": 1}', '["helpful", ""]', '["a", "A"]'])
-def test_a_scheme_that_would_break_the_rating_page_is_refused(client, lead, project, criteria):
+@pytest.mark.parametrize(
+    ("criteria", "message"),
+    [
+        (["helpful", "Helpful"], "is listed twice"),
+        (["x" * 41], "longer than 40 characters"),
+        ([f"c{i}" for i in range(11)], "At most 10 criteria"),
+        ([("", "Is it kind?")], "has no criterion name"),
+        ([("kind", "x" * 301)], "to 300 characters"),
+    ],
+)
+def test_a_scheme_that_would_break_the_rating_page_is_refused(
+    client, lead, project, criteria, message
+):
     client.force_login(lead)
     r = client.post(f"{CHANGELIST}{project.pk}/change/", _form_data(project, criteria=criteria))
-    assert r.status_code == 200  # the form again, with the error
+    assert r.status_code == 200  # the form again, with the error, and nothing saved
+    assert message in r.content.decode().replace("&quot;", '"')
     assert b"errorlist" in r.content
     project.refresh_from_db()
-    assert project.criteria == []
+    assert (project.criteria, project.criteria_help) == ([], {})
+
+
+def test_criteria_are_edited_as_rows_with_help_text(client, lead, project):
+    client.force_login(lead)
+    change = f"{CHANGELIST}{project.pk}/change/"
+    rows = [("honesty", "Facts and code are right."), ("", ""), ("helpfulness", ""), " "]
+    r = client.post(change, _form_data(project, criteria=rows))
+    assert r.status_code == 302
+    project.refresh_from_db()
+    assert project.criteria == ["honesty", "helpfulness"]  # in order, empty rows dropped
+    assert project.criteria_help == {"honesty": "Facts and code are right."}
+    html = client.get(change).content.decode()
+    assert 'name="criteria-0-name" value="honesty"' in html
+    assert 'name="criteria-0-help" value="Facts and code are right."' in html
+    assert 'name="criteria-1-name" value="helpfulness"' in html
+    assert 'name="criteria-4-name" value=""' in html  # three empty rows to add more
+    assert 'name="criteria-5-name"' not in html
+    # Emptying a name removes its criterion and its help text.
+    r = client.post(change, _form_data(project, criteria=[("", ""), "helpfulness"]))
+    assert r.status_code == 302
+    project.refresh_from_db()
+    assert (project.criteria, project.criteria_help) == (["helpfulness"], {})
 
 
 def test_a_good_scheme_saves_and_the_rating_page_shows_it(client, lead, alice, project):
     ComparisonFactory(project=project)
     client.force_login(lead)
-    data = _form_data(project, criteria='["helpfulness", "honesty"]')
+    data = _form_data(
+        project, criteria=[("helpfulness", "Does it answer the question?"), "honesty"]
+    )
     r = client.post(f"{CHANGELIST}{project.pk}/change/", data)
     assert r.status_code == 302
     client.force_login(alice)
     page = client.get(f"/rate/{project.slug}/")
     assert page.status_code == 200
     assert b"Helpfulness" in page.content and b"Honesty" in page.content
+    assert b"Does it answer the question?" in page.content  # the help, under its criterion
 
 
 def test_switching_to_adaptive_in_the_admin_recomputes_the_slots(client, lead, project):
@@ -242,3 +285,44 @@ def test_min_above_max_is_refused_in_the_admin_and_changes_nothing(client, lead,
     project.refresh_from_db()
     c.refresh_from_db()
     assert (project.overlap_policy, c.open_slots) == ("fixed", 3)
+
+
+# -- the instructions' preview ----------------------------------------------------------------
+
+PREVIEW = reverse("admin:comparisons_project_preview_instructions")
+
+
+def test_the_change_page_previews_the_saved_instructions_as_raters_see_them(client, lead, project):
+    project.instructions = "Pick the **better** reply.\n\n<script>alert(1)</script>"
+    project.save()
+    client.force_login(lead)
+    html = client.get(f"{CHANGELIST}{project.pk}/change/").content.decode()
+    preview = html[html.index('id="rh-preview-body"') :]
+    assert "<strong>better</strong>" in preview
+    assert "<script>alert(1)</script>" not in html  # shown as text, never run
+    assert f'hx-post="{PREVIEW}"' in html
+    assert "django_htmx/htmx-2.min.js" in html
+
+
+def test_the_preview_renders_the_text_being_edited_sanitized(client, lead):
+    client.force_login(lead)
+    text = "# Rules\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<img src=x onerror=alert(1)>"
+    r = client.post(PREVIEW, {"instructions": text}, HTTP_HX_REQUEST="true")
+    assert r.status_code == 200
+    html = r.content.decode()
+    assert '<div class="md rh-preview">' in html and "<h1>Rules</h1>" in html
+    assert "<table>" in html
+    assert "<img" not in html and "&lt;img" in html
+    assert "<html" not in html  # the panel alone
+
+
+def test_the_preview_is_a_post_for_staff_with_a_csrf_token(client, lead, alice, project):
+    client.force_login(lead)
+    assert client.get(PREVIEW, HTTP_HX_REQUEST="true").status_code == 405
+    assert client.post(PREVIEW, {"instructions": "x"}).status_code == 302  # not a page
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(lead)
+    assert strict.post(PREVIEW, {"instructions": "x"}, HTTP_HX_REQUEST="true").status_code == 403
+    client.force_login(alice)  # a rater: the admin's login page, no preview
+    r = client.post(PREVIEW, {"instructions": "**x**"}, HTTP_HX_REQUEST="true")
+    assert r.status_code == 302 and b"<strong>" not in r.content

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -138,6 +140,26 @@ def test_the_job_list_shows_status_counts_and_links(client, lead, project):
     assert f'hx-get="{reverse("export_progress", args=[running.pk])}"' in body
     assert f'hx-get="{reverse("export_progress", args=[done.pk])}"' not in body
     assert "django_htmx/htmx-2.min.js" in body
+
+
+def test_the_polled_cell_shows_the_rows_once_the_job_has_ended(client, lead, project):
+    # Regression: the list showed "Rows —" beside Succeeded until a reload, because the rows
+    # were a column of their own that the polled status cell never refreshed.
+    job = ExportJob.objects.create(project=project, format="trl", status=JobStatus.RUNNING)
+    client.force_login(lead)
+    url = reverse("export_progress", args=[job.pk])
+    running = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert f'hx-get="{url}"' in running and "rows from" not in running
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.SUCCEEDED,
+        progress=1.0,
+        manifest={"counts": {"rows_written": 7, "judgments": 12, "rows_dropped": {}}},
+    )
+    done = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "7 rows from 12 judgments" in done
+    assert "hx-get" not in done  # the job has ended: polling stops
+    listing = client.get(CHANGELIST).content.decode()
+    assert "Rows" not in re.findall(r'<th scope="col"[^>]*>(.*?)</th>', listing, re.S).__str__()
 
 
 def test_the_job_list_runs_a_constant_number_of_queries(

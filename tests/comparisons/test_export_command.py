@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -56,6 +58,38 @@ def test_it_writes_the_file_and_prints_the_manifest_path(judged, tmp_path):
     assert manifest["options"]["exclude_raters"] == ["charlie@example.com"]
     assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["k1"]
     assert "1 rows from 2 judgments" in err.getvalue()
+    # The file and its manifest share one mode, whatever the umask (was 0600 and 0644).
+    modes = {stat.S_IMODE(os.stat(p).st_mode) for p in (path, manifest_path)}
+    assert modes == {0o640}
+
+
+def test_the_modes_hold_under_any_umask_and_over_an_old_file(judged, tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    manifest_path = tmp_path / "prefs.jsonl.manifest.json"
+    manifest_path.write_text("{}")
+    manifest_path.chmod(0o666)
+    old = os.umask(0o000)
+    try:
+        call_command(
+            "export_preferences", judged.slug, "--format", "judgments", "--output", str(path),
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE(os.stat(p).st_mode) for p in (path, manifest_path)} == {0o640}
+    assert json.loads(manifest_path.read_text())["format"] == "judgments"
+
+
+def test_the_help_stands_on_its_own(capsys):
+    from comparisons.management.commands.export_preferences import Command
+    from comparisons.models import ExportFormat
+
+    Command().create_parser("manage.py", "export_preferences").print_help()
+    text = capsys.readouterr().out
+    assert "DESIGN.md" not in text and "README" not in text
+    for fmt in ExportFormat:
+        assert f"{fmt.value:<18} {fmt.label}" in text  # every format, with what it holds
+    assert "--include-late" in text and "--output PATH" in text
 
 
 def test_it_draws_progress_on_a_terminal(judged, tmp_path):

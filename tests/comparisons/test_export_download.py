@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from comparisons.exports import create_export_job, run_export_job
+from comparisons.exports import EXPORT_FILE_MODE, create_export_job, run_export_job
 from comparisons.models import ExportJob, JobStatus
 from tests.factories import (
     AssignmentFactory,
@@ -49,7 +53,11 @@ def test_it_serves_the_file_to_a_lead_of_the_project(client, job, lead):
     response = client.get(reverse("export_download", args=[job.pk]))
 
     assert response.status_code == 200
-    assert response["Content-Disposition"] == f'attachment; filename="{job.pk}-judgments.jsonl"'
+    # <project>-<format>-<date>.<ext>: a downloads folder of these says what each one is.
+    day = timezone.localdate(job.finished_at).isoformat()
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="{job.project.slug}-judgments-{day}.jsonl"'
+    )
     body = b"".join(response.streaming_content)
     assert json.loads(body)["external_id"] == "d1"
     import hashlib
@@ -63,8 +71,31 @@ def test_it_serves_the_manifest_as_json(client, job, lead):
     response = client.get(reverse("export_manifest", args=[job.pk]))
 
     assert response.status_code == 200
-    assert "attachment" in response["Content-Disposition"]
+    day = timezone.localdate(job.finished_at).isoformat()
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="{job.project.slug}-judgments-{day}.manifest.json"'
+    )
     assert response.json()["sha256"] == job.sha256
+
+
+@pytest.mark.parametrize(
+    ("format", "extension"),
+    [("trl", "jsonl"), ("trl-parquet", "parquet"), ("judgments-csv", "csv")],
+)
+def test_download_names_carry_project_format_date_and_extension(project, format, extension):
+    job = ExportJob(project=project, format=format)
+    job.finished_at = datetime(2026, 3, 4, 23, 30, tzinfo=UTC)
+    with timezone.override("UTC"):
+        assert job.download_name() == f"{project.slug}-{format}-2026-03-04.{extension}"
+        assert (
+            job.download_name(manifest=True) == f"{project.slug}-{format}-2026-03-04.manifest.json"
+        )
+    with timezone.override("Europe/Paris"):  # the site's day, not UTC's
+        assert job.download_name() == f"{project.slug}-{format}-2026-03-05.{extension}"
+
+
+def test_a_stored_export_is_not_readable_by_everyone(job):
+    assert stat.S_IMODE(os.stat(job.file.path).st_mode) == EXPORT_FILE_MODE == 0o640
 
 
 def test_a_superuser_may_download_any_export(client, job):

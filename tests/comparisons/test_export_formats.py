@@ -133,7 +133,10 @@ def test_it_writes_kto_rows_with_two_false_rows_for_both_bad(project, data, tmp_
     export_preferences(project, "trl-kto", path)
 
     ds = load("json", path)
-    assert set(ds.column_names) == {"prompt", "completion", "label"}
+    # TRL's three columns, plus what traces a row to its comparison and response.
+    assert set(ds.column_names) == {"id", "prompt", "completion", "label", "model"}
+    assert [(r["id"], r["model"]) for r in ds][:2] == [("q1", "model-x"), ("q1", "model-y")]
+    assert [r["id"] for r in ds] == ["q1", "q1", "q2", "q2", "q3", "q3"]
     assert ds.features["label"] == Value("bool")
     assert ds.features["completion"] == MESSAGES
     rows = [(r["prompt"][-1]["content"], r["completion"][0]["content"], r["label"]) for r in ds]
@@ -181,6 +184,7 @@ def test_it_writes_every_raw_judgment_field(project, data, tmp_path, alice):
     assert ds.features["created_at"] == Value("string")
     first = ds[0]
     assert first["external_id"] == "q1"
+    assert (first["model_a"], first["model_b"]) == ("model-x", "model-y")  # canonical order
     assert first["rater"] == pseudonym(project.pk, alice.pk)
     assert first["choice"] == "a"
     assert first["display_order"] == "ba"
@@ -206,7 +210,12 @@ def test_it_writes_raw_judgments_to_parquet_and_csv(project, data, tmp_path):
     ds = load("parquet", parquet)
     assert ds.features["created_at"] == Value("timestamp[us, tz=UTC]")
     assert ds.features["flags"] == List(Value("string"))
-    assert json.loads(ds[0]["criteria"]) == {"helpful": "a"}
+    # A struct, queried as columns: no JSON to parse. "helpful" is not in the project's
+    # scheme (edited after judging, say): it is kept all the same.
+    assert ds.features["criteria"] == {"helpful": Value("string")}
+    assert ds[0]["criteria"] == {"helpful": "a"}
+    assert ds[1]["criteria"] == {"helpful": None}
+    assert (ds[0]["model_a"], ds[0]["model_b"]) == ("model-x", "model-y")
     table = load("csv", csv_path, keep_default_na=False)
     assert table.num_rows == 12
     assert table.column_names == ds.column_names
@@ -276,3 +285,34 @@ def test_it_writes_empty_datasets_that_still_load(project, tmp_path):
 
     assert manifest["counts"]["rows_written"] == 0
     assert pq.read_table(path).num_rows == 0
+
+
+def test_judgments_parquet_criteria_follow_the_scheme_then_any_other_name(
+    project, alice, bob, tmp_path
+):
+    project.criteria = ["honesty", "helpfulness"]
+    project.save()
+    c = ComparisonFactory(project=project, external_id="s1", responses=[("m-1", "x"), ("m-2", "y")])
+    judge(c, alice, "a", criteria={"honesty": "a", "helpfulness": "b"})
+    judge(c, bob, "b", criteria={"honesty": "b", "helpfulness": "b", "old": "tie"})
+    path = tmp_path / "j.parquet"
+    export_preferences(project, "judgments-parquet", path)
+
+    schema = pq.read_schema(path)
+    assert schema.field("criteria").type == pa.struct(
+        [("honesty", pa.string()), ("helpfulness", pa.string()), ("old", pa.string())]
+    )
+    rows = pq.read_table(path).to_pylist()
+    assert [r["criteria"] for r in rows] == [
+        {"honesty": "a", "helpfulness": "b", "old": None},
+        {"honesty": "b", "helpfulness": "b", "old": "tie"},
+    ]
+    assert {(r["model_a"], r["model_b"]) for r in rows} == {("m-1", "m-2")}
+
+
+def test_judgments_parquet_without_criteria_has_a_null_column(project, alice, tmp_path):
+    judge(ComparisonFactory(project=project, external_id="n1"), alice, "a")
+    path = tmp_path / "j.parquet"
+    export_preferences(project, "judgments-parquet", path)
+    assert pq.read_schema(path).field("criteria").type == pa.null()
+    assert pq.read_table(path).to_pylist()[0]["criteria"] is None

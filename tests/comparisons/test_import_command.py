@@ -50,6 +50,8 @@ def _run_rejected(*args: str) -> tuple[CommandError, str]:
 
 @pytest.mark.django_db
 def test_it_imports_a_file_and_prints_the_counts(project, tmp_path):
+    project.gold_rate = 0.1  # gold is served: nothing to warn about
+    project.save()
     path = _write(tmp_path, _line("q-1"), "\n", _line("q-2", gold={"choice": "b"}))
 
     out, err = _run(project.slug, str(path))
@@ -212,3 +214,26 @@ def test_the_real_command_exits_non_zero_on_rejection_and_zero_on_success(projec
     assert accepted.returncode == 0, accepted.stderr
     assert "Imported 20 comparisons" in accepted.stdout
     assert Comparison.objects.filter(project=project).count() == 20
+
+
+@pytest.mark.django_db
+def test_warnings_go_to_stderr_and_the_import_succeeds(project, tmp_path):
+    path = _write(tmp_path, _line("q-1"), _line("g-1", gold={"choice": "a"}))
+
+    out, err = _run(project.slug, str(path))
+
+    assert "Imported 2 comparisons (1 gold)" in out
+    assert "Warning: 1 gold comparison imported, but this project's gold rate is 0" in err
+    assert Comparison.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_truncated_line_names_the_end_of_the_line(project, tmp_path):
+    path = _write(tmp_path, _line("q-1"), _line("q-2")[:40] + "\n")
+
+    _, err = _run_rejected(project.slug, str(path))
+
+    assert err.splitlines() == [
+        "line 2: not valid JSON: the line ends (column 41) inside a string that starts at "
+        "column 36; was it cut short?"
+    ]

@@ -250,3 +250,16 @@ def test_the_import_page_says_when_a_file_becomes_a_job(client, lead, url):
     page = client.get(url).content.decode()
 
     assert "more than 3 lines is imported in the background" in page
+
+
+def test_a_jobs_warnings_are_kept_and_shown_on_its_page(client, lead, project):
+    source = ContentFile(
+        "".join([_line("q-1"), _line("g-1", gold={"choice": "a"}), _line("q-2"), _line("q-3")]),
+        name="big.jsonl",
+    )
+    job = run_import_job(create_import_job(project=project, source=source).pk)
+    assert job.status == JobStatus.SUCCEEDED and job.gold_count == 1
+    assert len(job.warnings) == 1 and "gold rate is 0" in job.warnings[0]
+    client.force_login(lead)
+    html = client.get(_change_url(job)).content.decode()
+    assert "1 gold comparison imported, but this project&#x27;s gold rate is 0" in html

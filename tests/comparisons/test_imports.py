@@ -584,3 +584,84 @@ def test_on_postgresql_twice_the_lines_in_as_many_batches_cost_the_same_queries(
         # inserts, and one ANALYZE (at least imports.ANALYZE_AFTER comparisons were imported).
         with django_assert_num_queries(3 + 2 * 3 + 1):
             assert import_comparisons(project, _lines(lines, start=start)).created == lines
+
+
+# -- Issue 16: what an import tells a lead ---------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        # Cut after a key: json said "Expecting value (column 1)", the column of line 2 ("\n").
+        (
+            '{"external_id": "q-1", "prompt": \n',
+            "the line ends (column 33) before the JSON is complete (Expecting value); "
+            "was it cut short?",
+        ),
+        # Cut inside a string: json said "Invalid control character" (the "\n").
+        (
+            '{"external_id": "q-1", "prompt": "Explain TC\r\n',
+            "the line ends (column 45) inside a string that starts at column 34; was it cut short?",
+        ),
+        ('{"external_id": "q-1"', "the line ends (column 22) before the JSON is complete"),
+    ],
+)
+def test_a_truncated_line_is_reported_at_its_end(project, line, message):
+    result = import_comparisons(project, [_line("q-0"), line])
+
+    assert not result.ok and _counts() == (0, 0)
+    [error] = result.errors
+    assert error.line == 2
+    assert error.message.startswith(f"not valid JSON: {message}")
+
+
+@pytest.mark.django_db
+def test_a_fault_inside_the_line_keeps_its_own_column(project):
+    result = import_comparisons(project, ['{"external_id": "q-1",, "prompt": "x"}\n'])
+
+    assert [e.message for e in result.errors] == [
+        "not valid JSON: Expecting property name enclosed in double quotes (column 23)"
+    ]
+
+
+@pytest.mark.django_db
+def test_gold_into_a_project_with_gold_rate_0_imports_with_a_warning(project):
+    project.gold_rate = 0
+    project.save()
+    result = import_comparisons(project, [_line("g-1", gold={"choice": "a"}), _line("q-1")])
+
+    assert result.ok and (result.created, result.gold) == (2, 1)
+    assert len(result.warnings) == 1
+    assert "1 gold comparison imported, but this project's gold rate is 0" in result.warnings[0]
+    assert project.unserved_gold_count() == 1
+
+    project.gold_rate = 0.1
+    project.save()
+    assert project.unserved_gold_count() == 0
+    assert import_comparisons(project, [_line("g-2", gold={"choice": "b"})]).warnings == []
+
+
+@pytest.mark.django_db
+def test_more_than_two_responses_import_with_a_note_naming_the_lines(project):
+    three = [{"model": f"m{i}", "content": f"answer {i}"} for i in range(3)]
+    lines = [_line(f"q-{i}", responses=three) if i % 2 else _line(f"q-{i}") for i in range(14)]
+
+    result = import_comparisons(project, lines)
+
+    assert result.ok and result.created == 14 and result.errors == []
+    assert result.warnings == [
+        "7 lines have more than two responses (lines 2, 4, 6, 8, 10, …): a pairwise project "
+        'compares the first two ("a" and "b"); the others are stored but never shown, judged '
+        "or exported."
+    ]
+    assert Response.objects.filter(comparison__external_id="q-1").count() == 3  # all stored
+
+
+@pytest.mark.django_db
+def test_a_rejected_file_has_no_warnings(project):
+    project.gold_rate = 0
+    project.save()
+    result = import_comparisons(project, [_line("g-1", gold={"choice": "a"}), "oops\n"])
+
+    assert not result.ok and result.warnings == []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,39 @@ def test_it_creates_the_demo_project_lead_raters_and_comparisons(debug_on, capsy
 
     out = capsys.readouterr().out
     assert "DEMO ONLY" in out and PASSWORD in out and "rater3@example.com" in out
+    assert "http://127.0.0.1:8000/admin/" in out
+
+
+@pytest.mark.django_db
+def test_the_links_name_the_port_make_demo_was_given(debug_on, capsys):
+    call_command("seed_demo", "--port", "8123")
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8123/admin/" in out and "http://127.0.0.1:8123/rate/" in out
+    assert ":8000" not in out
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "70000", "80; echo hi"])
+def test_the_demo_script_refuses_a_bad_port_before_starting_anything(port):
+    script = Path(django_settings.BASE_DIR) / "scripts" / "run_demo.sh"
+    done = subprocess.run(
+        ["bash", str(script)], env={**os.environ, "PORT": port}, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "PORT must be a port number" in done.stderr
+    assert "Celery worker" not in done.stdout  # nothing was started
+
+
+def test_make_demo_passes_its_port_to_the_seed_and_the_server():
+    # A dry run (-n): the commands make would run, none run.
+    done = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "demo", "PORT=8123"],
+        cwd=django_settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "seed_demo --port 8123" in done.stdout
+    assert "PORT=8123 bash scripts/run_demo.sh" in done.stdout
 
 
 @pytest.mark.django_db

@@ -6,12 +6,12 @@ progress line on stderr when it is a terminal; writes the manifest beside the fi
 
 from __future__ import annotations
 
-import json
+import argparse
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 
-from comparisons.exports import OPTIONS, ExportError, export_preferences
+from comparisons.exports import OPTIONS, ExportError, export_preferences, write_manifest
 from comparisons.models import ExportFormat, Project
 
 # The export options' own definition (comparisons.exports.OPTIONS), each kind as arguments.
@@ -31,16 +31,40 @@ def _flag(option) -> str:
     return flag.removesuffix("s") if option.kind == "emails" else flag
 
 
+class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Django's order of arguments, with the description and the format list kept as written."""
+
+
 class Command(BaseCommand):
     help = (
-        "Export a project's judgments or preference pairs to a file, with a manifest beside it "
-        "(formats and options: the README's 'Export preferences' section)."
+        "Export a project's judgments or preference pairs to a file, written whole or not\n"
+        "at all, with PATH.manifest.json beside it (options, counts, definitions, checksum)."
     )
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # The formats are listed with what each holds, the options with their own help: the
+        # help is complete by itself.
+        formats = "\n".join(f"  {f.value:<18} {f.label}" for f in ExportFormat)
+        kwargs.setdefault("epilog", f"formats:\n{formats}")
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.formatter_class = _HelpFormatter
+        return parser
+
     def add_arguments(self, parser):
-        parser.add_argument("project", metavar="PROJECT_SLUG")
-        parser.add_argument("--format", required=True, choices=ExportFormat.values)
-        parser.add_argument("--output", required=True, metavar="PATH")
+        parser.add_argument("project", metavar="PROJECT_SLUG", help="the project to export")
+        parser.add_argument(
+            "--format",
+            required=True,
+            choices=ExportFormat.values,
+            metavar="FORMAT",
+            help="the file format (listed below)",
+        )
+        parser.add_argument(
+            "--output",
+            required=True,
+            metavar="PATH",
+            help="the file to write (its folder must exist)",
+        )
         for option in OPTIONS:
             arguments = _ARGUMENTS[option.kind](option)
             parser.add_argument(_flag(option), dest=option.name, help=option.help, **arguments)
@@ -69,8 +93,7 @@ class Command(BaseCommand):
         finally:
             if draw:
                 self.stderr.write("", style_func=str)
-        manifest_path = output.with_name(output.name + ".manifest.json")
-        manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        manifest_path = write_manifest(output.with_name(output.name + ".manifest.json"), manifest)
         counts = manifest["counts"]
         self.stderr.write(
             f"{counts['rows_written']} rows from {counts['judgments']} judgments of "

@@ -81,6 +81,8 @@ class Command(BaseCommand):
                 f"{result.total_lines}; nothing was imported."
             )
 
+        for warning in result.warnings:
+            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
         skipped = f"; skipped {result.skipped} already present" if result.skipped else ""
         self.stdout.write(
             self.style.SUCCESS(

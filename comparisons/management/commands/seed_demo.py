@@ -82,12 +82,18 @@ class Command(BaseCommand):
             help="JSONL file to import (default: fixtures/demo_comparisons.jsonl).",
         )
         parser.add_argument(
+            "--port",
+            type=int,
+            default=8000,
+            help="The port the demo server listens on, for the links printed (default 8000).",
+        )
+        parser.add_argument(
             "--force",
             action="store_true",
             help="Run even with DEBUG off. The demo passwords are public: never use this in production.",
         )
 
-    def handle(self, *args, fixture: str, force: bool, **options) -> None:
+    def handle(self, *args, fixture: str, force: bool, port: int = 8000, **options) -> None:
         if not settings.DEBUG and not force:
             raise CommandError(
                 "Refusing to create demo accounts with DEBUG off: their password is public. "
@@ -137,9 +143,9 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.WARNING(
                 f"\nDemo accounts (DEMO ONLY, password '{DEMO_PASSWORD}' is public):\n"
-                f"  lead   {LEAD_EMAIL:<22} -> http://127.0.0.1:8000/admin/\n"
+                f"  lead   {LEAD_EMAIL:<22} -> http://127.0.0.1:{port}/admin/\n"
                 + "".join(
-                    f"  rater  {email:<22} -> http://127.0.0.1:8000/rate/\n"
+                    f"  rater  {email:<22} -> http://127.0.0.1:{port}/rate/\n"
                     for email in RATER_EMAILS
                 )
             )
