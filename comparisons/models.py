@@ -227,6 +227,12 @@ class ComparisonQuerySet(models.QuerySet):
     def gold(self):
         return self.filter(gold_choice__isnull=False)
 
+    def complete(self):
+        """Comparisons that need no more judgments: the one definition of "complete" (API
+        progress and filters, webhooks). Fixed overlap: as many counted judgments as the
+        project's overlap."""
+        return self.filter(judged_count__gte=F("project__overlap"))
+
 
 class Comparison(models.Model):
     """One prompt (a chat) and two or more responses; pairwise rating compares the first two.

@@ -203,6 +203,8 @@ def _flag(option: Option, value: Any) -> bool:
 
 
 def _emails(option: Option, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, str | list | tuple):
+        raise ExportError(f"{option.name}: a list of e-mail addresses, not {value!r}")
     items = value.replace(",", " ").split() if isinstance(value, str) else value
     return tuple(sorted({str(e).strip().lower() for e in items if str(e).strip()}))
 
