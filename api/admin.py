@@ -5,6 +5,7 @@ own on /accounts/tokens/)."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
 from api.models import ApiToken, Webhook, WebhookAttempt, WebhookDelivery
 from api.webhooks import start_position
@@ -18,6 +19,7 @@ class WebhookAdmin(admin.ModelAdmin):
     list_select_related = ("project",)
     readonly_fields = ("created_at", "judgments_seen_through", "project_completed_sent")
     fields = ("project", "url", "events", "active", "secret", *readonly_fields)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(project__in=visible_projects(request))
