@@ -9,6 +9,7 @@ carries the server's `detail` and, for a rejected upload, its line errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -118,10 +119,8 @@ class RaterHub:
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
         delay = self.backoff * 2**attempt * (1 + random.random() / 2)
         if retry_after:
-            try:
+            with contextlib.suppress(ValueError):  # an HTTP date: keep our own delay
                 delay = max(delay, float(retry_after))
-            except ValueError:
-                pass
         time.sleep(min(delay, 60.0))
 
     def get(self, path: str, **kwargs) -> Any:
@@ -295,7 +294,7 @@ def _lines(rows: Any) -> Iterator[bytes]:
     if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a pandas DataFrame
         columns = list(rows.columns)
         for values in rows.itertuples(index=False, name=None):
-            record = {c: _clean(v) for c, v in zip(columns, values)}
+            record = {c: _clean(v) for c, v in zip(columns, values, strict=True)}
             yield _dump({k: v for k, v in record.items() if v is not None})
         return
     for row in rows:  # dicts, or a datasets.Dataset (its rows are dicts)
@@ -351,7 +350,9 @@ class _Job:
         show = self.hub.show_progress if progress is None else progress
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.5
-        bar = _progress_bar(total=100, unit="%", desc=f"{type(self).__name__} {self.id}", disable=not show)
+        bar = _progress_bar(
+            total=100, unit="%", desc=f"{type(self).__name__} {self.id}", disable=not show
+        )
         try:
             while self.refresh()["status"] not in self.final:
                 bar.update(int(self._fraction() * 100) - bar.n)

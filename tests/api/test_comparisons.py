@@ -188,7 +188,7 @@ def test_the_list_pages_with_a_cursor(as_lead, project):
 
 def test_the_list_query_count_is_constant(as_lead, project, django_assert_max_num_queries):
     as_lead.get(URL)
-    for n in range(20):
+    for _ in range(20):
         ComparisonFactory(project=project)
     with django_assert_max_num_queries(5):
         response = as_lead.get(f"{URL}?complete=0")

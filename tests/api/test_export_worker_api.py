@@ -8,14 +8,22 @@ import time
 import pytest
 
 from tests.api.conftest import token_client
-from tests.comparisons.test_export_worker import worker  # noqa: F401 - the real worker fixture
+from tests.comparisons.test_export_worker import _running_worker
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def worker(tmp_path):
+    """A real worker process on the embedded broker, as tests/comparisons/test_export_worker."""
+    with _running_worker(
+        "filesystem", tmp_path, app_module="raterhub", pool="solo", extra_env={}
+    ) as process:
+        yield process
+
+
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("worker", ["filesystem"], indirect=True)
 def test_an_api_export_runs_on_a_real_worker_and_loads_with_datasets(
     worker, project, lead, alice, bob, tmp_path
 ):
