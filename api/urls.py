@@ -23,7 +23,7 @@ urlpatterns = [
     path("api/v1/imports/<int:pk>/", views.import_detail, name="import_detail"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", docs.api_docs, name="docs"),
-    re_path(r"^api/(?P<rest>.*)$", views.not_found, name="not_found"),
+    re_path(r"^api/(?P<rest>[\s\S]*)$", views.not_found, name="not_found"),  # newlines too
     # The account page for one's own tokens (session login, CSRF like every form).
     path("accounts/tokens/", account_views.tokens_page, name="tokens"),
     path("accounts/tokens/<int:pk>/revoke", account_views.revoke, name="token_revoke"),

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -57,6 +58,14 @@ ERRORS = {
 INVALID = {400: OpenApiResponse(DETAIL, "Invalid input.")}
 
 
+def _page_of(name: str, serializer) -> serializers.Serializer:
+    """The schema of a cursor page: {"results": [...], "next": url | null}."""
+    return inline_serializer(
+        f"{name}Page",
+        {"results": serializer(many=True), "next": serializers.URLField(allow_null=True)},
+    )
+
+
 def _visible(request):
     return Project.objects.visible_to(request.user)
 
@@ -82,7 +91,7 @@ def _flag(request, name: str) -> bool | None:
 
 @extend_schema(
     methods=["GET"],
-    responses={200: s.ProjectSerializer(many=True), **ERRORS},
+    responses={200: _page_of("Project", s.ProjectSerializer), **ERRORS},
     parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)],
     summary="The projects you lead (superusers: all)",
 )
@@ -149,7 +158,7 @@ UPLOAD_BODY = {
         OpenApiParameter("cursor", str),
         OpenApiParameter("page_size", int),
     ],
-    responses={200: s.ComparisonSerializer(many=True), **INVALID, **ERRORS},
+    responses={200: _page_of("Comparison", s.ComparisonSerializer), **INVALID, **ERRORS},
     summary="Comparisons, each with its counted judgments (cursor-paginated)",
 )
 @extend_schema(
@@ -283,7 +292,7 @@ def _judgment(row) -> dict:
         OpenApiParameter("cursor", str),
         OpenApiParameter("page_size", int),
     ],
-    responses={200: s.JudgmentSerializer(many=True), **INVALID, **ERRORS},
+    responses={200: _page_of("Judgment", s.JudgmentSerializer), **INVALID, **ERRORS},
     summary="Raw judgments, oldest first (cursor-paginated), for incremental pulls",
 )
 @api_view(["GET"])
@@ -447,6 +456,7 @@ def webhook_detail(request, slug: str, pk: int):
     return Response(s.WebhookSerializer(webhook).data)
 
 
+@csrf_exempt  # it changes nothing, and a PATCH without a token must get this 404, not CSRF's page
 def not_found(request, *args, **kwargs) -> JsonResponse:
     """Any other /api/ URL: a JSON 404, never the site's HTML page."""
     return JsonResponse({"detail": "Not found."}, status=404)
