@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from django.utils import timezone
@@ -175,7 +175,11 @@ def _datetime(option: Option, value: Any) -> datetime:
             when = datetime(day.year, day.month, day.day)
     if timezone.is_naive(when):
         when = timezone.make_aware(when, timezone.get_default_timezone())
-    return when
+    try:
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 text may carry.
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise ExportError(f"{option.name}: out of range: {value!r}") from None
 
 
 def _count(option: Option, value: Any) -> int:

@@ -70,3 +70,10 @@ def test_the_query_count_is_constant(as_lead, project, alice, django_assert_max_
     with django_assert_max_num_queries(4):
         response = as_lead.get(URL)
     assert len(response.json()["results"]) == 15
+
+
+def test_since_with_any_offset_is_read_in_utc(as_lead, project, alice):
+    judge(project, alice)
+    # PostgreSQL refuses a -17:36 offset; the value is compared in UTC instead.
+    assert as_lead.get(URL, {"since": "0004-06-17T20:02:41-17:36"}).status_code == 200
+    assert as_lead.get(URL, {"since": "0001-01-01T00:00:00+05:00"}).status_code == 400
