@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -61,6 +62,17 @@ class WebhookEvent(models.TextChoices):
     COMPARISONS_COMPLETED = "comparisons.completed", "Comparisons completed (batched)"
 
 
+def validate_events(value) -> None:
+    """A webhook's events: a non-empty list of WebhookEvent values."""
+    if not isinstance(value, list) or not value:
+        raise ValidationError('A list of events, e.g. ["export.succeeded"].')
+    unknown = sorted({str(v) for v in value} - set(WebhookEvent.values))
+    if unknown:
+        raise ValidationError(
+            f"Unknown event(s) {', '.join(unknown)}; choose from {', '.join(WebhookEvent.values)}."
+        )
+
+
 def _new_secret() -> str:
     return secrets.token_hex(32)
 
@@ -77,7 +89,9 @@ class Webhook(models.Model):
         default=_new_secret,
         help_text="Signs each body: X-RaterHub-Signature: sha256=<HMAC-SHA256 hex>.",
     )
-    events = models.JSONField(default=_all_events, help_text="Events to send.")
+    events = models.JSONField(
+        default=_all_events, validators=[validate_events], help_text="Events to send."
+    )
     active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

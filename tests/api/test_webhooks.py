@@ -272,3 +272,21 @@ def test_the_admin_shows_a_lead_the_deliveries_and_attempts(
     assert page.status_code == 200
     assert b"boom" in page.content and b"500" in page.content
     assert client.get("/admin/api/webhookdelivery/").status_code == 200
+
+
+def test_a_lead_adds_a_webhook_in_the_admin_with_the_same_rules(client, lead, project, settings):
+    client.force_login(lead)
+    url = "/admin/api/webhook/add/"
+    form = {"project": project.pk, "url": "https://example.org/in", "active": "on", "secret": "s"}
+    settings.RATERHUB_WEBHOOK_ALLOW_PRIVATE = False
+
+    bad_event = client.post(url, {**form, "events": '["nope"]'})
+    private = client.post(url, {**form, "url": "http://10.1.2.3/", "events": '["export.failed"]'})
+    assert bad_event.status_code == private.status_code == 200  # the form again, with errors
+    assert b"Unknown event" in bad_event.content and b"private" in private.content
+    assert not Webhook.objects.exists()
+
+    settings.RATERHUB_WEBHOOK_ALLOW_PRIVATE = True  # example.org resolves; no DNS needed here
+    ok = client.post(url, {**form, "events": '["export.failed"]'})
+    assert ok.status_code == 302
+    assert Webhook.objects.get().created_by == lead
