@@ -290,3 +290,12 @@ def test_a_lead_adds_a_webhook_in_the_admin_with_the_same_rules(client, lead, pr
     ok = client.post(url, {**form, "events": '["export.failed"]'})
     assert ok.status_code == 302
     assert Webhook.objects.get().created_by == lead
+
+
+def test_the_webhook_list_query_count_is_constant(as_lead, project, django_assert_max_num_queries):
+    url = "/api/v1/projects/demo-test/webhooks/"
+    as_lead.get(url)
+    for n in range(8):
+        Webhook.objects.create(project=project, url=f"https://example.org/{n}")
+    with django_assert_max_num_queries(4):
+        assert len(as_lead.get(url).json()) == 8
