@@ -8,12 +8,13 @@ per-token rate limit (api.throttling) are the defaults of every view (settings.R
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.http import FileResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -41,6 +42,7 @@ from api.queries import with_progress
 from api.uploads import NotAnArray, UnsupportedBody, UploadTooLarge, read_upload
 from api.webhooks import create_webhook
 from comparisons.exports import ExportError, create_export_job, parse_options
+from comparisons.exports.rows import JudgmentJsonlWriter
 from comparisons.exports.source import judgment_rows
 from comparisons.imports import create_import_job, import_comparisons
 from comparisons.metrics import latest_snapshot
@@ -279,11 +281,16 @@ def _since(request):
         raise ValidationError({"since": [f"An ISO 8601 date or date-time: {exc}"]}) from None
 
 
-def _judgment(row) -> dict:
-    data = row._asdict()
-    data["criteria"] = json.loads(row.criteria)
-    data["flags"] = json.loads(row.flags)
-    return data
+def _judgments_page(rows, next_link: str | None) -> HttpResponse:
+    """A page of judgments written by the `judgments` export's own JSONL writer (each row is
+    that export's line, byte for byte), its lines joined into the page's array: several times
+    faster than serializing a dict per row."""
+    buffer = io.BytesIO()
+    JudgmentJsonlWriter(buffer).write(rows)
+    # The writer escapes newlines inside values, so each "\n" ends a row.
+    items = buffer.getvalue().rstrip(b"\n").replace(b"\n", b",")
+    body = b'{"results":[' + items + b'],"next":' + json.dumps(next_link).encode() + b"}"
+    return HttpResponse(body, content_type="application/json")
 
 
 @extend_schema(
@@ -309,7 +316,7 @@ def judgments(request, slug: str):
         rows=lambda ordered, limit: list(judgment_rows(project, ordered[:limit])),
         id_of=lambda row: row.judgment_id,
     )
-    return paginator.get_paginated_response([_judgment(row) for row in page])
+    return _judgments_page(page, paginator.get_next_link())
 
 
 # --- exports --------------------------------------------------------------------------------

@@ -77,3 +77,17 @@ def test_since_with_any_offset_is_read_in_utc(as_lead, project, alice):
     # PostgreSQL refuses a -17:36 offset; the value is compared in UTC instead.
     assert as_lead.get(URL, {"since": "0004-06-17T20:02:41-17:36"}).status_code == 200
     assert as_lead.get(URL, {"since": "0001-01-01T00:00:00+05:00"}).status_code == 400
+
+
+def test_the_rows_are_the_judgments_exports_own(as_lead, project, alice, bob, tmp_path):
+    import json
+
+    from comparisons.exports import export_preferences
+
+    judge(project, alice, choice="tie", rationale='Both "fine"\nreally', criteria={"x": "b"})
+    judge(project, bob, choice="a", flags=["cannot_judge"])
+    path = tmp_path / "j.jsonl"
+    export_preferences(project, "judgments", path)
+
+    exported = [json.loads(line) for line in path.read_text().splitlines()]
+    assert as_lead.get(URL).json()["results"] == exported
