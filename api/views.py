@@ -448,14 +448,12 @@ def webhooks(request, slug: str):
     request=s.WebhookSerializer,
     responses={200: s.WebhookSerializer, **INVALID, **ERRORS},
 )
-@extend_schema(methods=["DELETE"], responses={204: None, **ERRORS})
-@api_view(["GET", "PATCH", "DELETE"])
+@api_view(["GET", "PATCH"])
 def webhook_detail(request, slug: str, pk: int):
+    # No DELETE, as leads delete nothing in the admin either: `active: false` stops a webhook
+    # and keeps its deliveries' log.
     project = _get_project(request, slug)
     webhook = get_object_or_404(Webhook.objects.filter(project=project), pk=pk)
-    if request.method == "DELETE":
-        webhook.delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
     if request.method == "PATCH":
         serializer = s.WebhookSerializer(webhook, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 LEADS_GROUP = "Project leads"  # accounts.models.LEADS_GROUP (frozen here, as migrations must be)
 LEAD_PERMISSIONS = [
-    "view_webhook", "add_webhook", "change_webhook", "delete_webhook",
+    "view_webhook", "add_webhook", "change_webhook",  # no delete: leads deactivate
     "view_webhookdelivery", "view_webhookattempt",
 ]
 

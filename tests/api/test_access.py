@@ -33,7 +33,6 @@ def endpoints(export_id: int, import_id: int, webhook_id: int) -> list[tuple[str
         ("get", f"/api/v1/exports/{export_id}/"),
         ("get", f"/api/v1/exports/{export_id}/download"),
         ("get", f"/api/v1/imports/{import_id}/"),
-        ("delete", f"/api/v1/projects/{SLUG}/webhooks/{webhook_id}/"),  # last: it deletes
     ]
 
 
