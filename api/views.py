@@ -93,6 +93,7 @@ def _flag(request, name: str) -> bool | None:
 
 @extend_schema(
     methods=["GET"],
+    operation_id="projects_list",
     responses={200: _page_of("Project", s.ProjectSerializer), **ERRORS},
     parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)],
     summary="The projects you lead (superusers: all)",
@@ -160,6 +161,7 @@ UPLOAD_BODY = {
         OpenApiParameter("cursor", str),
         OpenApiParameter("page_size", int),
     ],
+    operation_id="projects_comparisons_list",
     responses={200: _page_of("Comparison", s.ComparisonSerializer), **INVALID, **ERRORS},
     summary="Comparisons, each with its counted judgments (cursor-paginated)",
 )
@@ -299,6 +301,7 @@ def _judgments_page(rows, next_link: str | None) -> HttpResponse:
         OpenApiParameter("cursor", str),
         OpenApiParameter("page_size", int),
     ],
+    operation_id="projects_judgments_list",
     responses={200: _page_of("Judgment", s.JudgmentSerializer), **INVALID, **ERRORS},
     summary="Raw judgments, oldest first (cursor-paginated), for incremental pulls",
 )
@@ -416,7 +419,11 @@ def metrics(request, slug: str):
 # --- webhooks -------------------------------------------------------------------------------
 
 
-@extend_schema(methods=["GET"], responses={200: s.WebhookSerializer(many=True), **ERRORS})
+@extend_schema(
+    methods=["GET"],
+    operation_id="projects_webhooks_list",
+    responses={200: s.WebhookSerializer(many=True), **ERRORS},
+)
 @extend_schema(
     methods=["POST"],
     request=s.WebhookSerializer,
