@@ -402,10 +402,12 @@ class ExportJob(_Job):
                 os.unlink(tmp.name)
                 raise
         os.replace(tmp.name, target)
+        self.path = target
         return target
 
     def to_dataset(self, path: str | os.PathLike | None = None, **load_kwargs: Any):
-        """The export as a `datasets.Dataset` (needs the `datasets` extra)."""
+        """The export as a `datasets.Dataset` (needs the `datasets` extra): the file `download`
+        fetched, or downloaded now (to `path`, or a temporary folder)."""
         try:
             import datasets
         except ImportError:
@@ -415,7 +417,10 @@ class ExportJob(_Job):
         fmt = self.data["format"]
         kind = "parquet" if fmt.endswith("parquet") else "csv" if fmt.endswith("csv") else "json"
         extension = {"json": "jsonl"}.get(kind, kind)
-        if path is None:
-            path = Path(tempfile.mkdtemp(prefix="raterhub-")) / f"{self.id}-{fmt}.{extension}"
-        local = self.download(path)
+        if path is None and getattr(self, "path", None) and Path(self.path).exists():
+            local = Path(self.path)  # downloaded already
+        else:
+            if path is None:
+                path = Path(tempfile.mkdtemp(prefix="raterhub-")) / f"{self.id}-{fmt}.{extension}"
+            local = self.download(path)
         return datasets.load_dataset(kind, data_files=str(local), split="train", **load_kwargs)

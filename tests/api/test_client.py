@@ -128,8 +128,10 @@ def test_export_wait_download_and_to_dataset(hub, project, alice, bob, tmp_path)
 
     path = job.download(tmp_path / "demo-trl.jsonl")
     assert len(path.read_text().splitlines()) == 3
-    ds = job.to_dataset(cache_dir=str(tmp_path / "hf"))
+    ds = job.to_dataset(cache_dir=str(tmp_path / "hf"))  # the file just downloaded
     assert ds.num_rows == 3 and set(ds["chosen_model"]) == {"model-a"}
+    fresh = hub.export_job(job.id).to_dataset(cache_dir=str(tmp_path / "hf2"))  # downloads
+    assert fresh.num_rows == 3
 
     judgments = list(hub.project("demo-test").judgments(page_size=4))
     assert len(judgments) == 6 and {j["choice"] for j in judgments} == {"a"}
