@@ -23,8 +23,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
@@ -56,16 +55,11 @@ from comparisons.models import (
     Project,
     ProjectStatus,
     Response,
-    count_for_project,
-    judgment_target,
 )
 from comparisons.project_form import ProjectAdminForm
-from comparisons.queue import release_leases, set_overlap_policy
+from comparisons.queue import OVERLAP_FIELDS, release_leases, set_overlap_policy
 from comparisons.review import send_to_review
 from comparisons.tasks import run_import, send_export, send_on_commit
-
-# The project settings the queue recomputes every comparison for when they change.
-OVERLAP_FIELDS = ("overlap_policy", "overlap", "min_overlap", "max_overlap")
 
 admin.site.site_header = "RaterHub admin"
 admin.site.site_title = "RaterHub admin"
@@ -338,21 +332,11 @@ class ProjectAdmin(admin.ModelAdmin):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_queryset(self, request):
-        regular = Comparison.objects.filter(project=OuterRef("pk"), gold_choice__isnull=True)
-        judged = regular.order_by().values("project").annotate(n=Sum("judged_count")).values("n")
-        target = regular.order_by().values("project").annotate(n=Sum(judgment_target()))
         return (
             super()
             .get_queryset(request)
             .filter(pk__in=visible_projects(request).values("pk"))
-            .annotate(
-                regular_total=count_for_project(regular),
-                fully_judged=count_for_project(regular.complete()),
-                judgments_done=Coalesce(Subquery(judged, output_field=IntegerField()), 0),
-                judgments_target=Coalesce(
-                    Subquery(target.values("n"), output_field=IntegerField()), 0
-                ),
-            )
+            .with_progress()
         )
 
     @admin.display(description="Overlap")
@@ -363,11 +347,11 @@ class ProjectAdmin(admin.ModelAdmin):
 
     @admin.display(description="Comparisons complete")
     def comparisons_progress(self, obj: Project) -> str:
-        return _progress_bar(obj.fully_judged, obj.regular_total)
+        return _progress_bar(obj.progress_complete, obj.progress_comparisons)
 
     @admin.display(description="Judgments / target")
     def judgments_progress(self, obj: Project) -> str:
-        return _progress_bar(obj.judgments_done, obj.judgments_target)
+        return _progress_bar(obj.progress_judgments, obj.progress_target)
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -122,6 +122,21 @@ class ProjectQuerySet(models.QuerySet):
         if not user.is_staff:
             return self.none()
         return self.filter(leads=user)
+
+    def with_progress(self):
+        """Each project's progress, as subqueries (one SELECT however many rows they count):
+        progress_comparisons (regular ones), progress_complete, progress_judgments (counted)
+        and progress_target (judgment_target summed). The admin's list and the API read it."""
+        regular = Comparison.objects.filter(project=OuterRef("pk")).regular()
+        per_project = regular.order_by().values("project")
+        judged = per_project.annotate(n=Sum("judged_count")).values("n")
+        target = per_project.annotate(n=Sum(judgment_target())).values("n")
+        return self.annotate(
+            progress_comparisons=count_for_project(regular),
+            progress_complete=count_for_project(regular.complete()),
+            progress_judgments=Coalesce(Subquery(judged, output_field=models.IntegerField()), 0),
+            progress_target=Coalesce(Subquery(target, output_field=models.IntegerField()), 0),
+        )
 
     def reviewable_by(self, user):
         """Projects whose review queue a user may work: all for superusers; for others the

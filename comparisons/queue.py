@@ -432,6 +432,10 @@ def _bounds_and_choices(project_id: int, comparison_id: int) -> tuple[tuple[int,
     return bounds, [row[4] for row in rows if row[4] is not None]
 
 
+# The project settings set_overlap_policy owns: changing one recomputes every comparison.
+OVERLAP_FIELDS = ("overlap_policy", "overlap", "min_overlap", "max_overlap")
+
+
 def set_overlap_policy(
     project: Project,
     *,

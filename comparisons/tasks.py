@@ -12,6 +12,7 @@ import logging
 from celery import shared_task, signals
 from django.db import transaction
 
+from api.webhooks import export_finished
 from comparisons.exports import (
     exports_to_send,
     mark_sent,
@@ -30,8 +31,11 @@ logger = logging.getLogger(__name__)
 
 @shared_task
 def run_export(job_id: int) -> str | None:
-    """Run one ExportJob; a redelivery after a killed worker re-runs it to the same file."""
+    """Run one ExportJob; a redelivery after a killed worker re-runs it to the same file.
+    Its webhooks are told once (a delivery per job and outcome, whoever runs it)."""
     job = run_export_job(job_id)
+    if job is not None:
+        export_finished(job)
     return job.status if job else None
 
 

@@ -87,6 +87,10 @@ INSTALLED_APPS = [
     "accounts",
     "comparisons",
     "ops",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -329,6 +333,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "comparisons.tasks.requeue_stalled_export_jobs",
         "schedule": 30.0,
     },
+    # Webhooks: comparisons.completed (batched) and project.completed since the last sweep.
+    "webhook-completions": {
+        "task": "api.tasks.sweep_webhook_completions",
+        "schedule": env_int("RATERHUB_WEBHOOK_SWEEP_SECONDS", 60),
+    },
     # A pick that finds nothing open reclaims expired leases; this frees the rest every minute.
     "reclaim-expired-leases": {
         "task": "comparisons.tasks.reclaim_expired_leases",
@@ -386,6 +395,52 @@ RATERHUB_IMPORT_MAX_LINE_BYTES = env_int("RATERHUB_IMPORT_MAX_LINE_BYTES", 8 * 1
 # within the request (200k lines took longer than gunicorn's 30 s timeout).
 RATERHUB_IMPORT_SYNC_MAX_LINES = env_int("RATERHUB_IMPORT_SYNC_MAX_LINES", 5000)
 RATERHUB_RATIONALE_MAX_CHARS = env_int("RATERHUB_RATIONALE_MAX_CHARS", 10_000)
+
+# The token API (api/): JSON only (no browsable pages), tokens, a lead check and a per-token
+# rate limit on every view, errors as {"detail": ...}.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsLead"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RaterHub API",
+    "DESCRIPTION": "The token API: projects, comparisons, judgments, exports, metrics, webhooks. "
+    "Send `Authorization: Token <key>` (keys: /accounts/tokens/).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema for a token (scripts, Schemathesis) or a signed-in user (the docs page).
+    "SERVE_AUTHENTICATION": [
+        "api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "comparisons.models.JobStatus",
+        "ProjectStatusEnum": "comparisons.models.ProjectStatus",
+    },
+}
+# Requests per token, e.g. "1200/min" (DRF's format), counted in the cache shared by all nodes.
+RATERHUB_API_RATE_LIMIT = env_str("RATERHUB_API_RATE_LIMIT", "1200/min")
+RATERHUB_API_PAGE_SIZE = env_int("RATERHUB_API_PAGE_SIZE", 100)
+RATERHUB_API_MAX_PAGE_SIZE = env_int("RATERHUB_API_MAX_PAGE_SIZE", 5000)
+# Largest upload body; more lines than RATERHUB_IMPORT_SYNC_MAX_LINES go to an import job.
+RATERHUB_API_MAX_UPLOAD_BYTES = env_int("RATERHUB_API_MAX_UPLOAD_BYTES", 256 * 1024 * 1024)
+# The site's address as webhook receivers should reach it (links in webhook bodies).
+RATERHUB_PUBLIC_URL = env_str("RATERHUB_PUBLIC_URL", "http://127.0.0.1:8000")
+# Webhooks to private, loopback or reserved addresses (SSRF) only when allowed: development only.
+RATERHUB_WEBHOOK_ALLOW_PRIVATE = env_bool("RATERHUB_WEBHOOK_ALLOW_PRIVATE", DEBUG)
+RATERHUB_WEBHOOK_TIMEOUT_SECONDS = env_int("RATERHUB_WEBHOOK_TIMEOUT_SECONDS", 10)
+RATERHUB_WEBHOOK_MAX_ATTEMPTS = env_int("RATERHUB_WEBHOOK_MAX_ATTEMPTS", 8)
+# The first retry's delay; each further one doubles it (capped at an hour).
+RATERHUB_WEBHOOK_RETRY_SECONDS = env_int("RATERHUB_WEBHOOK_RETRY_SECONDS", 30)
 
 # /metrics (ops.views): a scraper sends "Authorization: Bearer <METRICS_TOKEN>" or comes from
 # one of these networks. Behind nginx every request comes from nginx's address, so the shipped

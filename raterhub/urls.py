@@ -14,6 +14,7 @@ urlpatterns = [
         RedirectView.as_view(pattern_name="account_change_password", permanent=False),
     ),
     path("admin/", admin.site.urls),
+    path("", include("api.urls")),  # /api/…, and /accounts/tokens/
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("comparisons.urls")),

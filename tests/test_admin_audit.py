@@ -24,6 +24,8 @@ from django.db.models import Model
 from django.urls import reverse
 
 from accounts.models import LEADS_GROUP, Invite
+from api.models import Webhook, WebhookDelivery
+from api.tokens import issue_token
 from comparisons.models import Adjudication, AssignmentStatus, ExportJob, ImportJob
 from tests.factories import (
     AssignmentFactory,
@@ -48,7 +50,12 @@ def world(project, lead, alice, bob):
     judgment = JudgmentFactory(assignment__comparison=comparison, assignment__rater=bob)
     invite, _ = Invite.issue(email="newbie@example.com", invited_by=lead)
     invite.projects.add(project)
+    webhook = Webhook.objects.create(project=project, url="https://example.org/hook")
+    delivery = WebhookDelivery.objects.create(webhook=webhook, event="export.failed", key="k")
     return {
+        "webhook": webhook,
+        "webhookdelivery": delivery,
+        "apitoken": issue_token(user=lead, name="audit")[0],
         "project": project,
         "comparison": comparison,
         "assignment": assignment,
@@ -76,6 +83,9 @@ AUDIT_OBJECTS: dict[str, Callable[[dict], Model]] = {
     "accounts.invite": lambda w: w["invite"],
     "accounts.user": lambda w: w["user"],
     "auth.group": lambda w: w["group"],
+    "api.webhook": lambda w: w["webhook"],
+    "api.webhookdelivery": lambda w: w["webhookdelivery"],
+    "api.apitoken": lambda w: w["apitoken"],
 }
 
 REGISTERED = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label_lower)

@@ -20,6 +20,8 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver, path, resolve, reverse
 
 from accounts.models import Invite
+from api.models import Webhook, WebhookAttempt, WebhookDelivery
+from api.tokens import issue_token
 from comparisons import queue, review
 from comparisons.exports import create_export_job, run_export_job
 from comparisons.models import Adjudication, Comparison, ImportJob
@@ -75,8 +77,14 @@ def objects(project, alice, lead, settings, tmp_path):
     Adjudication.objects.create(
         project=project, comparison=review_lease.comparison, reviewer=lead, choice="exclude"
     )
+    api_token, _ = issue_token(user=lead, name="walk")
+    webhook = Webhook.objects.create(project=project, url="https://example.org/hook")
+    delivery = WebhookDelivery.objects.create(webhook=webhook, event="export.failed", key="k")
+    WebhookAttempt.objects.create(delivery=delivery, number=1, status_code=500)
     return {
         "review_lease": review_lease,
+        "api_token": api_token,
+        "webhook": webhook,
         "project": project,
         "assignment": assignment,
         "job": job,
@@ -115,6 +123,19 @@ def _explicit(objects: dict) -> dict[str, list[dict]]:
         "project_dashboard_recompute": [{"slug": project.slug}],
         "project_dashboard_status": [{"slug": project.slug}],
         "project_dashboard_by_pk": [{"pk": project.pk}],
+        # The token API (api/urls.py) answers JSON, with the same headers.
+        "api:project_detail": [{"slug": project.slug}, {"slug": "no-such-project"}],
+        "api:comparisons": [{"slug": project.slug}],
+        "api:judgments": [{"slug": project.slug}],
+        "api:exports": [{"slug": project.slug}],
+        "api:metrics": [{"slug": project.slug}],
+        "api:webhooks": [{"slug": project.slug}],
+        "api:webhook_detail": [{"slug": project.slug, "pk": objects["webhook"].pk}],
+        "api:export_detail": [{"pk": job.pk}],
+        "api:export_download": [{"pk": job.pk}],
+        "api:import_detail": [{"pk": objects["import_job"].pk}],
+        "api:not_found": [{"rest": "v1/no-such-endpoint/"}],
+        "api:token_revoke": [{"pk": objects["api_token"].pk}],
     }
 
 
@@ -185,6 +206,12 @@ def test_every_url_sends_the_security_headers(objects, lead):
     # The probes and the metrics (the test client comes from 127.0.0.1, an allowed network).
     assert lead_answers["/healthz"][0] == 200 and lead_answers["/readyz"][0] in (200, 503)
     assert lead_answers["/metrics"][0] == 200
+    # The API's docs page (Swagger UI under the strict policy, see tests/api/test_docs.py) and
+    # the schema it reads (a session may read it); the API itself wants a token.
+    assert lead_answers["/api/docs/"] == (200, "text/html; charset=utf-8")
+    assert lead_answers["/api/schema/"][0] == 200
+    assert lead_answers["/api/v1/projects/"][0] == 401
+    assert lead_answers["/accounts/tokens/"][0] == 200
 
 
 def test_the_restricted_metrics_answer_sends_the_security_headers(db, settings):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from django.utils import timezone
@@ -181,7 +181,11 @@ def _datetime(option: Option, value: Any) -> datetime:
             when = datetime(day.year, day.month, day.day)
     if timezone.is_naive(when):
         when = timezone.make_aware(when, timezone.get_default_timezone())
-    return when
+    try:
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 text may carry.
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise ExportError(f"{option.name}: out of range: {value!r}") from None
 
 
 def _count(option: Option, value: Any) -> int:
@@ -209,6 +213,8 @@ def _flag(option: Option, value: Any) -> bool:
 
 
 def _emails(option: Option, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, str | list | tuple):
+        raise ExportError(f"{option.name}: a list of e-mail addresses, not {value!r}")
     items = value.replace(",", " ").split() if isinstance(value, str) else value
     return tuple(sorted({str(e).strip().lower() for e in items if str(e).strip()}))
 
