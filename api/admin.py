@@ -4,12 +4,15 @@ own on /accounts/tokens/)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.contrib import admin
 from django.db import models
 
 from api.models import ApiToken, Webhook, WebhookAttempt, WebhookDelivery
 from api.webhooks import start_position
 from comparisons.admin import visible_projects
+from comparisons.admin_cells import when_column
 
 
 @admin.register(Webhook)
@@ -58,9 +61,24 @@ class WebhookAttemptInline(admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ("event", "webhook", "status", "attempts", "created_at", "finished_at")
+    list_display = (
+        "event",
+        "webhook_cell",
+        "status",
+        "attempts",
+        "created_at_short",
+        "finished_at_short",
+    )
     list_filter = ("status", "event")
     list_select_related = ("webhook__project",)
+    created_at_short = when_column("created_at", "Created")
+    finished_at_short = when_column("finished_at", "Finished")
+
+    @admin.display(description="Webhook", ordering="webhook")
+    def webhook_cell(self, obj: WebhookDelivery) -> str:
+        # The project and the receiver's host: a full URL took half the width of the list.
+        return f"{obj.webhook.project} → {urlsplit(obj.webhook.url).hostname}"
+
     inlines = [WebhookAttemptInline]
     readonly_fields = (
         "webhook",

@@ -738,8 +738,9 @@ class AdjudicationAdmin(ReadOnlyAdmin):
         "reviewer",
         "choice",
         "majority_choice",
-        "created_at",
+        "created_at_short",
     )
+    created_at_short = when_column("created_at", "When")
     list_select_related = ("project", "comparison", "reviewer")
     list_filter = (("project", VisibleProjectFilter), "choice")
     search_fields = ("comparison__external_id", "reviewer__email", "note")

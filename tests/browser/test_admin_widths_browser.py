@@ -12,7 +12,9 @@ from django.contrib import admin
 from django.urls import reverse
 
 from accounts.models import Invite
-from comparisons import queue
+from api.models import Webhook, WebhookDelivery
+from api.tokens import issue_token
+from comparisons import queue, review
 from comparisons.exports import create_export_job, run_export_job
 from comparisons.models import ExportJob, ImportJob, JobStatus
 from tests.browser.conftest import log_in
@@ -90,6 +92,18 @@ def data(project, alice, bob, charlie, lead, root, settings, tmp_path):
         email="new.rater.with.a.long.address@example.org", invited_by=lead
     )
     invite.projects.add(project)
+    issue_token(user=lead, name="nightly-export-pipeline", expires_at=None)
+    webhook = Webhook.objects.create(
+        project=project,
+        url="https://hooks.example.org/raterhub/assistant-quality-december",
+        events=["export.succeeded", "export.failed", "comparisons.completed"],
+    )
+    WebhookDelivery.objects.create(
+        webhook=webhook, event="export.succeeded", key="export-1-succeeded", body="{}"
+    )
+    review.adjudicate(
+        project.comparisons.first(), reviewer=lead, choice="b", note="Both miss the point."
+    )
     return project
 
 

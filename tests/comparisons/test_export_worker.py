@@ -19,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 
 from comparisons.exports import create_export_job
-from comparisons.models import ExportJob, JobStatus
+from comparisons.models import ExportJob, JobStatus, Project
 from comparisons.tasks import run_export, send_export
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory
 
@@ -161,6 +161,7 @@ def _drop_broker_connections(app) -> None:
     "worker", [pytest.param("redis", marks=pytest.mark.redis), "filesystem"], indirect=True
 )
 def test_a_real_worker_runs_an_export_that_downloads(worker, client, project, lead, alice):
+    Project.objects.filter(pk=project.pk).update(overlap=1)  # one judgment completes each
     for n in range(5):
         c = ComparisonFactory(project=project, external_id=f"w{n}")
         JudgmentFactory(assignment=AssignmentFactory(comparison=c, rater=alice, status="submitted"))
@@ -187,6 +188,7 @@ def test_an_export_whose_worker_process_died_is_delivered_again(worker_dying_onc
     # process died goes back to Redis instead of being acknowledged and lost. (The filesystem
     # broker relies on requeue_stalled_exports instead: test_export_jobs.)
     worker, died = worker_dying_once
+    Project.objects.filter(pk=project.pk).update(overlap=1)  # one judgment completes it
     c = ComparisonFactory(project=project)
     JudgmentFactory(assignment=AssignmentFactory(comparison=c, rater=alice, status="submitted"))
     job = create_export_job(project=project, format="trl", options={})
