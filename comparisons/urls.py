@@ -9,6 +9,7 @@ urlpatterns: list = [
     path("rate/<slug:slug>/<int:pk>/submit", views.rate_submit, name="rate_submit"),
     path("rate/<slug:slug>/<int:pk>/skip", views.rate_skip, name="rate_skip"),
     path("rate/<slug:slug>/<int:pk>/heartbeat", views.rate_heartbeat, name="rate_heartbeat"),
+    path("rate/<slug:slug>/judgments/<int:pk>/revise", views.rate_revise, name="rate_revise"),
     # Export downloads (export_views.py): authenticated, never a public URL.
     path("exports/<int:pk>/download", export_views.export_download, name="export_download"),
     path("exports/<int:pk>/manifest", export_views.export_manifest, name="export_manifest"),

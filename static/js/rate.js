@@ -1,10 +1,16 @@
-// The rating page: keyboard shortcuts, time spent, lease heartbeat, network-error banner.
+// The rating page: keyboard shortcuts, time spent, lease heartbeat, network-error banner,
+// error focus, response scrolling and its "continues below" cue, the diff toggle, this
+// session's count and the break reminder.
 // Everything here is an enhancement: without JavaScript the forms post and the page reloads.
 (function () {
   "use strict";
 
   var CHOICE_KEYS = { "1": "1", "2": "2", "3": "tie", "4": "both_bad" };
-  var CRITERION_KEYS = CHOICE_KEYS;
+  var CRITERION_KEYS = { "0": "", "1": "1", "2": "2", "3": "tie", "4": "both_bad" };
+  // Response scrolling: [response number, direction].
+  var SCROLL_KEYS = { j: [1, 1], k: [1, -1], n: [2, 1], m: [2, -1] };
+  // The first error in the form's reading order gets the focus.
+  var ERROR_ORDER = ["fieldset.choice", "fieldset.strength", ".criteria", ".rationale", "fieldset.flags"];
   var STRENGTH_KEYS = { q: "slightly", w: "clearly", e: "much" };
   var FLAG_KEYS = { u: "unsafe", x: "cannot_judge" };
 
@@ -57,12 +63,127 @@
     lastBeat = Date.now();
     updateCounter();
     scheduleHeartbeat();
-    if (focus) {
+    measureBar();
+    updateCues();
+    showSession();
+    if (focus && !focusFirstError()) {
       window.scrollTo(0, 0);
       var title = document.getElementById("panel-title");
       if (title) title.focus({ preventScroll: true });
     }
   }
+
+  // --- errors: the first one gets the focus and is scrolled to; #form-errors announces ----
+  function focusFirstError() {
+    var form = judgmentForm();
+    var summary = document.getElementById("form-errors");
+    if (!form || !summary || !summary.textContent.trim()) return false;
+    var target = null;
+    for (var i = 0; i < ERROR_ORDER.length && !target; i++) {
+      var box = form.querySelector(ERROR_ORDER[i] + ".invalid");
+      if (box) target = box.querySelector("input:checked, input, textarea");
+    }
+    target = target || summary;
+    target.focus({ preventScroll: true });
+    target.scrollIntoView({ block: "center" });
+    return true;
+  }
+
+  // --- layout: the responses take the height the decision bar leaves ------------------
+  function measureBar() {
+    var p = panel();
+    var bar = document.getElementById("decision-bar");
+    if (p && bar) p.style.setProperty("--bar-h", bar.offsetHeight + "px");
+  }
+
+  function visibleScroller(response) {
+    var boxes = response ? response.querySelectorAll(".scroll") : [];
+    for (var i = 0; i < boxes.length; i++) if (!boxes[i].hidden) return boxes[i];
+    return null;
+  }
+
+  // "continues below" while a response has more text under its visible part.
+  function updateCues() {
+    var p = panel();
+    if (!p) return;
+    p.querySelectorAll(".response").forEach(function (response) {
+      var box = visibleScroller(response);
+      var cue = response.querySelector(".more-cue");
+      if (!box || !cue) return;
+      cue.hidden = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+    });
+  }
+
+  function scrollResponse(n, direction) {
+    var box = visibleScroller(document.querySelector("#panel .response[data-response='" + n + "']"));
+    if (!box) return;
+    box.scrollBy({ top: direction * Math.max(40, box.clientHeight * 0.8), behavior: "instant" });
+    updateCues();
+  }
+
+  function toggleDiff() {
+    var button = document.getElementById("toggle-diff");
+    if (!button) return;
+    var on = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.firstChild.textContent = on ? "Hide differences " : "Show differences ";
+    document.querySelectorAll("#panel .response").forEach(function (response) {
+      var rendered = response.querySelector(".rendered");
+      var diff = response.querySelector(".diff");
+      if (!rendered || !diff) return;
+      rendered.hidden = on;
+      diff.hidden = !on;
+    });
+    updateCues();
+  }
+
+  // --- this session (the browser tab's): judgments, average time, break reminder --------
+  function sessionKey() {
+    var page = document.querySelector(".rate-page");
+    return "raterhub:session:" + (page ? page.getAttribute("data-project") : "");
+  }
+
+  function loadSession() {
+    var s = null;
+    try { s = JSON.parse(window.sessionStorage.getItem(sessionKey()) || "null"); } catch (e) { s = null; }
+    if (!s || typeof s.start !== "number") s = { start: Date.now(), n: 0, ms: 0, snoozed: 0 };
+    return s;
+  }
+
+  function saveSession(s) {
+    try { window.sessionStorage.setItem(sessionKey(), JSON.stringify(s)); } catch (e) { /* private mode */ }
+  }
+
+  function showSession() {
+    var s = loadSession();
+    saveSession(s);
+    var out = document.getElementById("session-stats");
+    if (!out) return;
+    out.hidden = s.n === 0;
+    out.textContent = "· this session " + s.n + ", avg " + Math.round(s.ms / Math.max(1, s.n) / 1000) + " s";
+  }
+
+  var submittedMs = 0;
+  function countJudgment() {
+    var s = loadSession();
+    s.n += 1;
+    s.ms += submittedMs;
+    saveSession(s);
+  }
+
+  function checkBreak() {
+    var page = document.querySelector(".rate-page");
+    var minutes = page ? parseInt(page.getAttribute("data-break-minutes") || "0", 10) : 0;
+    var banner = document.getElementById("break-reminder");
+    if (!minutes || !banner) return;
+    var s = loadSession();
+    var since = Math.max(s.start, s.snoozed || 0);
+    if (Date.now() - since >= minutes * 60000) {
+      banner.querySelector(".minutes").textContent = String(Math.round((Date.now() - s.start) / 60000));
+      if (banner.hidden) { banner.hidden = false; measureBar(); }
+    }
+  }
+  setInterval(checkBreak, 15000);
 
   function updateCounter() {
     var p = panel();
@@ -121,9 +242,26 @@
     var form = event.target;
     if (form && form.id === "judgment-form") {
       var field = form.querySelector("input[name=duration_ms]");
-      if (field) field.value = String(Math.round(performance.now() - shownAt));
+      submittedMs = Math.round(performance.now() - shownAt);
+      if (field) field.value = String(submittedMs);
     }
   }, true);
+
+  document.addEventListener("scroll", function (event) {
+    if (event.target && event.target.classList && event.target.classList.contains("scroll")) updateCues();
+  }, true);
+  window.addEventListener("resize", function () { measureBar(); updateCues(); });
+  document.addEventListener("click", function (event) {
+    var t = event.target;
+    if (t && t.closest && t.closest("#toggle-diff")) toggleDiff();
+    if (t && t.id === "dismiss-break") {
+      var s = loadSession();
+      s.snoozed = Date.now();
+      saveSession(s);
+      document.getElementById("break-reminder").hidden = true;
+      measureBar();
+    }
+  });
 
   document.addEventListener("input", function (event) {
     if (event.target && event.target.matches && event.target.matches(".rationale textarea")) updateCounter();
@@ -132,13 +270,20 @@
   // --- keyboard ---------------------------------------------------------------------------
   function inCriterion(el) { return el && el.closest ? el.closest("fieldset.criterion") : null; }
 
+  function focusCriterion(group) {
+    var target = group && (group.querySelector("input:checked") || group.querySelector("input"));
+    if (target) {
+      target.focus({ preventScroll: true });
+      group.scrollIntoView({ block: "nearest" });
+    }
+  }
+
   function nextCriterion() {
     var groups = Array.prototype.slice.call(document.querySelectorAll("#panel fieldset.criterion"));
     if (!groups.length) return;
     var current = inCriterion(document.activeElement);
     var i = current ? (groups.indexOf(current) + 1) % groups.length : 0;
-    var target = groups[i].querySelector("input:checked") || groups[i].querySelector("input");
-    if (target) target.focus();
+    focusCriterion(groups[i]);
   }
 
   document.addEventListener("keydown", function (event) {
@@ -167,9 +312,25 @@
     if (!judgmentForm()) return;
 
     var group = inCriterion(t);
-    if (group && CRITERION_KEYS[key]) {
+    if (group && CRITERION_KEYS[key] !== undefined) {
       event.preventDefault();
       check(group.querySelector("input[value='" + CRITERION_KEYS[key] + "']"));
+      return;
+    }
+    if (group && key === "Escape") {
+      event.preventDefault();
+      var back = judgmentForm().querySelector("input[name=choice]:checked") || judgmentForm().querySelector("input[name=choice]");
+      if (back) back.focus({ preventScroll: true });
+      return;
+    }
+    var reach = key.length === 1 && /^[a-z]$/i.test(key) ?
+      judgmentForm().querySelector("fieldset.criterion[data-key='" + key.toUpperCase() + "']") : null;
+    if (reach) { event.preventDefault(); focusCriterion(reach); return; }
+    if (SCROLL_KEYS[lower]) { event.preventDefault(); scrollResponse(SCROLL_KEYS[lower][0], SCROLL_KEYS[lower][1]); return; }
+    if (lower === "d") { event.preventDefault(); toggleDiff(); return; }
+    if (lower === "z") {
+      var undo = document.getElementById("undo");
+      if (undo) { event.preventDefault(); undo.click(); }
       return;
     }
     if (CHOICE_KEYS[key]) {
@@ -214,12 +375,17 @@
   document.addEventListener("htmx:sendError", function () { setNetError(true); });
   document.addEventListener("htmx:responseError", function () { setNetError(true); });
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (event.detail && event.detail.successful) setNetError(false);
+    var d = event.detail || {};
+    if (d.successful) setNetError(false);
+    // A first judgment recorded (a revision replaces one, it adds none).
+    if (d.successful && d.elt && d.elt.id === "judgment-form" && !d.elt.hasAttribute("data-revising") &&
+        d.xhr && d.xhr.status === 200) countJudgment();
   });
 
   document.addEventListener("DOMContentLoaded", function () {
     var help = document.getElementById("show-help");
     if (help) help.addEventListener("click", showHelp);
     initPanel(false);
+    checkBreak();
   });
 })();

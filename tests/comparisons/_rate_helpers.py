@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 # Budget per request, in data queries (django_assert_max_data_queries; measured the same on
-# SQLite and PostgreSQL): every rating view stays within 13; the largest,
-#   htmx submit 13 = user 1 + the rater's assignment 1 + the queue's submit 4 + the queue's
+# SQLite and PostgreSQL): every rating view stays within 15; the largest,
+#   htmx submit 15 = user 1 + the rater's assignment 1 + the queue's submit 4 + the queue's
 #   next lease 5 (membership, the pick window's candidates, the lock of the one taken by
-#   primary key, its slot, the lease) + progress 1 + responses 1 (the session comes from the
-#   cache: cached_db). The pick reads candidates and locks apart so that neither statement's
+#   primary key, its slot, the lease) + progress 1 + "left for you" 1 + the Undo candidate 1
+#   + responses 1 (the session comes from the cache: cached_db). The pick reads candidates and locks apart so that neither statement's
 #   plan depends on the planner's statistics (comparisons.sql).
-PAGE_BUDGET = 13
-ACTION_BUDGET = 13
+PAGE_BUDGET = 15
+ACTION_BUDGET = 15
