@@ -140,13 +140,12 @@ class JudgmentForm(forms.Form):
         keys = CRITERION_KEYS if is_criterion else SHORTCUT_KEYS
         return [
             {
-                "id": f"id_{name}_{i}",
                 "value": v,
                 "label": label,
                 "key": keys.get(v, ""),
                 "checked": v in selected,
             }
-            for i, (v, label) in enumerate(self.option_labels[name])
+            for v, label in self.option_labels[name]
         ]
 
     def choice_options(self) -> list[dict]:

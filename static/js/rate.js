@@ -90,10 +90,11 @@
   }
 
   // --- layout: the responses take the height the decision bar leaves ------------------
+  // On the root element: htmx copies the style attribute of a swapped element onto its
+  // successor with setAttribute, which the CSP forbids.
   function measureBar() {
-    var p = panel();
     var bar = document.getElementById("decision-bar");
-    if (p && bar) p.style.setProperty("--bar-h", bar.offsetHeight + "px");
+    if (bar) document.documentElement.style.setProperty("--bar-h", bar.offsetHeight + "px");
   }
 
   function visibleScroller(response) {
