@@ -137,13 +137,13 @@ def _panel_context(
         "revising": revising,
         **extra,
     }
+    if revising is None:
+        ctx["undoable"] = queue.undoable_judgment(request.user, project)
     if assignment is None:
         ctx["state"] = queue.empty_reason(request.user, project)
         return ctx
     live = assignment.status == AssignmentStatus.ACTIVE
     ctx["left"] = queue.untouched_open(request.user, project).count() + (1 if live else 0)
-    if revising is None:
-        ctx["undoable"] = queue.undoable_judgment(request.user, project)
     comparison = assignment.comparison
     by_position = dict(
         Response.objects.filter(comparison=comparison, position__in=(0, 1)).values_list(

@@ -310,6 +310,11 @@
     var key = event.key;
     var lower = key.length === 1 ? key.toLowerCase() : key;
     if (key === "?") { event.preventDefault(); showHelp(); return; }
+    if (lower === "z") {
+      var undo = document.getElementById("undo");
+      if (undo) { event.preventDefault(); undo.click(); }
+      return;
+    }
     if (!judgmentForm()) return;
 
     var group = inCriterion(t);
@@ -329,11 +334,7 @@
     if (reach) { event.preventDefault(); focusCriterion(reach); return; }
     if (SCROLL_KEYS[lower]) { event.preventDefault(); scrollResponse(SCROLL_KEYS[lower][0], SCROLL_KEYS[lower][1]); return; }
     if (lower === "d") { event.preventDefault(); toggleDiff(); return; }
-    if (lower === "z") {
-      var undo = document.getElementById("undo");
-      if (undo) { event.preventDefault(); undo.click(); }
-      return;
-    }
+
     if (CHOICE_KEYS[key]) {
       var choice = judgmentForm().querySelector("input[name=choice][value='" + CHOICE_KEYS[key] + "']");
       if (choice) { event.preventDefault(); check(choice); }
