@@ -254,7 +254,7 @@ class ProjectAdmin(admin.ModelAdmin):
     ]
     fieldsets = (
         (None, {"fields": ("name", "slug", "description", "instructions", "status")}),
-        ("Queue", {"fields": ("overlap", "lease_seconds", "gold_rate")}),
+        ("Queue", {"fields": ("overlap", "lease_seconds", "gold_rate", "break_reminder_minutes")}),
         (
             "Rating scheme",
             {

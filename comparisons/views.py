@@ -96,6 +96,7 @@ def rate_index(request: HttpRequest) -> HttpResponse:
         )
     )  # fmt: skip
     for p in projects:
+        p.left += int(p.has_lease)  # the comparison in hand is left too, as the page counts it
         if p.status == ProjectStatus.PAUSED:
             p.rater_status = "paused"
         elif p.left or p.has_lease:
