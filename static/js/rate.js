@@ -377,11 +377,15 @@
   document.addEventListener("htmx:sendError", function () { setNetError(true); });
   document.addEventListener("htmx:responseError", function () { setNetError(true); });
   document.addEventListener("htmx:afterRequest", function (event) {
-    var d = event.detail || {};
-    if (d.successful) setNetError(false);
-    // A first judgment recorded (a revision replaces one, it adds none).
-    if (d.successful && d.elt && d.elt.id === "judgment-form" && !d.elt.hasAttribute("data-revising") &&
-        d.xhr && d.xhr.status === 200) countJudgment();
+    if (event.detail && event.detail.successful) setNetError(false);
+  });
+  // A first judgment recorded (a revision replaces one, it adds none). Before the swap: the
+  // form is still in the document, so its events still reach this listener.
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var form = event.target;
+    var xhr = event.detail && event.detail.xhr;
+    if (form && form.id === "judgment-form" && !form.hasAttribute("data-revising") &&
+        xhr && xhr.status === 200) countJudgment();
   });
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -211,3 +211,41 @@ def test_z_reopens_the_last_judgment_and_the_revision_supersedes_it(
     assert old.superseded_at is not None and new.superseded_at is None
     assert new.supersedes_id == old.pk and new.choice != old.choice
     assert Judgment.objects.current().filter(rater=alice).count() == 1
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+def test_the_paused_state_is_above_the_fold(
+    transactional_db, live_server, make_page, project, alice, width, height
+):
+    Project.objects.filter(pk=project.pk).update(status="paused", instructions=LONG)
+    page = make_page(viewport={"width": width, "height": height})
+    log_in(page, live_server.url, "alice@example.com", "/rate/demo-test/")
+    box = page.locator(".state-paused").bounding_box()
+    assert box["y"] + box["height"] <= height
+
+
+def test_the_session_count_and_the_break_reminder(
+    transactional_db, live_server, page, project, alice
+):
+    Project.objects.filter(pk=project.pk).update(break_reminder_minutes=20)
+    ComparisonFactory.create_batch(3, project=project)
+    log_in(page, live_server.url, "alice@example.com", "/rate/demo-test/")
+    assert page.is_hidden("#session-stats") and page.is_hidden("#break-reminder")
+    for _ in range(2):
+        current = _assignment_id(page)
+        page.keyboard.press("1")
+        page.keyboard.press("Enter")
+        _wait_for_new_panel(page, current)
+    assert page.inner_text("#session-stats").startswith("· this session 2, avg ")
+    # Twenty-one minutes into the session (its start lives in sessionStorage), the reminder.
+    page.evaluate(
+        """() => { const k = 'raterhub:session:demo-test';
+          const s = JSON.parse(sessionStorage.getItem(k));
+          s.start -= 21 * 60000; sessionStorage.setItem(k, JSON.stringify(s)); }"""
+    )
+    page.reload()
+    assert page.is_visible("#break-reminder") and "21 minutes" in page.inner_text("#break-reminder")
+    assert "this session 2" in page.inner_text("#session-stats")  # the same session
+    page.click("#dismiss-break")
+    page.reload()
+    assert page.is_hidden("#break-reminder")  # snoozed for another twenty minutes
