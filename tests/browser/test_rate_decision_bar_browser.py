@@ -236,7 +236,11 @@ def test_the_session_count_and_the_break_reminder(
         page.keyboard.press("1")
         page.keyboard.press("Enter")
         _wait_for_new_panel(page, current)
-    assert page.inner_text("#session-stats").startswith("· this session 2, avg ")
+    # Shown once htmx has settled the panel.
+    page.wait_for_function(
+        "() => document.getElementById('session-stats').textContent.includes('session 2, avg ')"
+    )
+    assert page.is_visible("#session-stats")
     # Twenty-one minutes into the session (its start lives in sessionStorage), the reminder.
     page.evaluate(
         """() => { const k = 'raterhub:session:demo-test';

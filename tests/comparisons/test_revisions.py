@@ -161,3 +161,19 @@ def test_the_rating_page_links_undo_while_it_is_allowed(alice_client, judged, pr
         created_at=judged.created_at - timedelta(seconds=queue.UNDO_SECONDS + 1)
     )
     assert 'id="undo"' not in alice_client.get(f"/rate/{project.slug}/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_revisions_of_one_judgment_record_one():
+    """A double Enter on the revision, from threads with their own connections: the lease's
+    lock serializes them, and the loser returns the winner's revision."""
+    from tests.comparisons.test_queue_concurrency import _race, _seed
+
+    project, (rater,) = _seed(n_raters=1, n_comparisons=2, overlap=3)
+    judgment = queue.submit_judgment(queue.next_assignment(rater, project), choice="a")
+    results, errors = _race(6, lambda: queue.revise_judgment(judgment, choice="b", rater=rater).pk)
+    assert errors == []
+    assert len(set(results)) == 1
+    assert Judgment.objects.count() == 2
+    assert Judgment.objects.current().get().pk == results[0]
+    assert Comparison.objects.get(pk=judgment.comparison_id).judged_count == 1
