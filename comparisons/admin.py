@@ -590,6 +590,7 @@ class JudgmentAdmin(ReadOnlyAdmin):
         "counted",
         "duration_ms",
         "created_at",
+        "superseded_at",
     )
     list_select_related = ("project", "comparison", "rater")
     list_filter = (

@@ -85,7 +85,9 @@
     }
     target = target || summary;
     target.focus({ preventScroll: true });
-    target.scrollIntoView({ block: "center" });
+    // The decision bar is always on screen; anything else is brought into view.
+    if (!target.closest("#decision-bar")) target.scrollIntoView({ block: "center" });
+    else window.scrollTo(0, 0);
     return true;
   }
 
