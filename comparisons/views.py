@@ -125,10 +125,13 @@ def _panel_context(
     assignment: Assignment | None,
     *,
     revising: Judgment | None = None,
+    with_diff: bool = False,
     **extra,
 ):
     """What the panel shows: the comparison and its form (or why there is none), progress,
-    and the Undo link. `revising`: the judgment reopened for revision (its assignment's panel)."""
+    and the Undo link. `revising`: the judgment reopened for revision (its assignment's panel).
+    `with_diff`: the word diff of the responses too, asked for by the diff view only (its cost
+    grows with the product of the lengths, so no ordinary page load pays it)."""
     ctx = {
         "project": project,
         "assignment": assignment,
@@ -160,7 +163,7 @@ def _panel_context(
     turns, answers = html[: len(prompt)], html[len(prompt) :]
     # Counts and the diff view from the text the rater sees, not from the Markdown source.
     texts = [rendering.plain_text(h) for h in answers]
-    diff = rendering.word_diff(*texts) if len(texts) == 2 else None
+    diff = rendering.word_diff(*texts) if with_diff and len(texts) == 2 else None
     form = extra.get("form")
     if form is None:
         initial = JudgmentForm.initial_from(revising, assignment) if revising else None
@@ -183,6 +186,13 @@ def _panel_context(
             reverse("rate_revise", args=[project.slug, revising.pk])
             if revising
             else reverse("rate_submit", args=[project.slug, assignment.pk])
+        ),
+        with_diff=diff is not None,
+        diffable=len(texts) == 2 and rendering.diffable(*texts),
+        page_url=(
+            reverse("rate_revise", args=[project.slug, revising.pk])
+            if revising
+            else project.get_absolute_url()
         ),
         rationale_max=settings.RATERHUB_RATIONALE_MAX_CHARS,
     )
@@ -214,8 +224,17 @@ def rate_project(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_rater(request, slug)
     # In a paused project the queue still returns work in hand (a live lease) but nothing new.
     assignment = queue.next_assignment(request.user, project)
-    # Always the full page, also for htmx history restores (the page sets hx-history="false").
-    return render(request, "comparisons/rate.html", _panel_context(request, project, assignment))
+    ctx = _panel_context(request, project, assignment, with_diff=_wants_diff(request))
+    # The full page, also for htmx history restores (the page sets hx-history="false"); the
+    # diff view alone asks for the panel (rate.js takes the diff out of it).
+    if request.htmx and ctx.get("with_diff"):
+        return _render_panel(request, ctx)
+    return render(request, "comparisons/rate.html", ctx)
+
+
+def _wants_diff(request: HttpRequest) -> bool:
+    """ "?diff=1": the page with the word diff of the responses (the diff view, D)."""
+    return request.GET.get("diff") == "1"
 
 
 def _duration_ms(request: HttpRequest, assignment: Assignment) -> int:
@@ -284,7 +303,9 @@ def rate_revise(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
                 return _next_panel(request, project, notice=queue.UNDO_TOO_LATE)
             messages.info(request, queue.UNDO_TOO_LATE)
             return redirect(project.get_absolute_url())
-        ctx = _panel_context(request, project, assignment, revising=judgment)
+        ctx = _panel_context(
+            request, project, assignment, revising=judgment, with_diff=_wants_diff(request)
+        )
         return _render_panel(request, ctx)
     form = JudgmentForm(request.POST, project=project)
     form.is_valid()  # the queue's rules decide, as for a first submit

@@ -124,10 +124,10 @@
     updateCues();
   }
 
-  function toggleDiff() {
+  // The diff view: computed by the server on demand ("?diff=1" answers the panel with it);
+  // its two panes are taken into the responses on screen, then D shows or hides them.
+  function showDiff(on) {
     var button = document.getElementById("toggle-diff");
-    if (!button) return;
-    var on = button.getAttribute("aria-pressed") !== "true";
     button.setAttribute("aria-pressed", on ? "true" : "false");
     button.firstChild.textContent = on ? "Hide differences " : "Show differences ";
     document.querySelectorAll("#panel .response").forEach(function (response) {
@@ -138,6 +138,28 @@
       diff.hidden = !on;
     });
     updateCues();
+  }
+
+  function toggleDiff() {
+    var button = document.getElementById("toggle-diff");
+    if (!button) return;
+    var on = button.getAttribute("aria-pressed") !== "true";
+    var p = panel();
+    if (!on || p.querySelector(".response .diff")) { showDiff(on); return; }
+    fetch(button.getAttribute("data-diff-url"), {
+      credentials: "same-origin", headers: { "HX-Request": "true" },
+    }).then(function (resp) { return resp.ok ? resp.text() : Promise.reject(resp.status); }).then(function (html) {
+      var got = new DOMParser().parseFromString(html, "text/html");
+      var fresh = got.getElementById("panel");
+      // Only for the comparison still on screen.
+      if (!fresh || panel() !== p || fresh.getAttribute("data-assignment") !== p.getAttribute("data-assignment")) return;
+      fresh.querySelectorAll(".response").forEach(function (response) {
+        var diff = response.querySelector(".diff");
+        var mine = p.querySelector(".response[data-response='" + response.getAttribute("data-response") + "']");
+        if (diff && mine) mine.insertBefore(document.importNode(diff, true), mine.querySelector(".more-cue"));
+      });
+      showDiff(true);
+    }).catch(function () { setNetError(true); });
   }
 
   // --- this session (the browser tab's): judgments, average time, break reminder --------
@@ -256,7 +278,7 @@
   window.addEventListener("resize", function () { measureBar(); updateCues(); });
   document.addEventListener("click", function (event) {
     var t = event.target;
-    if (t && t.closest && t.closest("#toggle-diff")) toggleDiff();
+    if (t && t.closest && t.closest("#toggle-diff")) { event.preventDefault(); toggleDiff(); }
     if (t && t.id === "dismiss-break") {
       var s = loadSession();
       s.snoozed = Date.now();

@@ -13,7 +13,8 @@ from tests.factories import ComparisonFactory
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEMO_PASSWORD = "raterhub-demo"
-LONG = "\n\n".join(f"Paragraph {i}: " + "words that go on and on " * 12 for i in range(30))
+# About 1,200 words: long enough to scroll, short enough for the diff view.
+LONG = "\n\n".join(f"Paragraph {i}: " + "words that go on and on " * 12 for i in range(20))
 
 # [first choice in the viewport, submit in the viewport] for the panel on screen.
 IN_VIEW = """() => {
@@ -171,9 +172,9 @@ def test_d_shows_the_word_differences_escaped(
     transactional_db, live_server, page, long_project, alice
 ):
     log_in(page, live_server.url, "alice@example.com", "/rate/demo-test/")
-    assert page.is_hidden("#panel .diff")
+    assert page.locator("#panel .diff").count() == 0  # computed only when asked for
     page.keyboard.press("d")
-    assert page.is_visible("#panel .response:nth-child(1) .diff")
+    page.wait_for_selector("#panel .response:nth-child(1) .diff", state="visible")
     assert page.is_hidden("#panel .response:nth-child(1) .rendered")
     marks = page.locator("#panel .diff mark").all_inner_texts()
     # The right-hand response only adds its first words; the rest is the same text.
@@ -184,6 +185,8 @@ def test_d_shows_the_word_differences_escaped(
     assert page.get_attribute("#toggle-diff", "aria-pressed") == "true"
     page.keyboard.press("d")
     assert page.is_hidden("#panel .diff") and page.is_visible("#panel .rendered")
+    page.keyboard.press("d")  # the second time from the page, without asking the server again
+    assert page.is_visible("#panel .diff") and page.locator("#panel .response .diff").count() == 2
 
 
 def test_z_reopens_the_last_judgment_and_the_revision_supersedes_it(

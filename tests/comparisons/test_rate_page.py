@@ -270,3 +270,20 @@ def test_the_favicon_is_linked_and_answered(alice_client, client, project):
     assert re.search(r'<link rel="icon" href="/static/favicon[.\w]*svg"', html)
     r = client.get("/favicon.ico")
     assert r.status_code == 302 and r["Location"].endswith(".svg")
+
+
+def test_the_diff_view_is_computed_only_when_asked_for(alice_client, project):
+    ComparisonFactory(
+        project=project, responses=[("m1", "The cat sat."), ("m2", "The dog sat <b>down</b>.")]
+    )
+    html = alice_client.get(URL).content.decode()
+    assert "<mark>" not in html and 'href="/rate/demo-test/?diff=1"' in html
+    r = alice_client.get(URL + "?diff=1", HTTP_HX_REQUEST="true")
+    html = r.content.decode()
+    assert html.lstrip().startswith('<section id="panel"')
+    assert "The <mark>dog</mark> sat <mark>&lt;b&gt;down&lt;/b&gt;</mark>." in html
+    # Without JavaScript, the whole page with the diff shown.
+    html = alice_client.get(URL + "?diff=1").content.decode()
+    assert "<html" in html and "The <mark>cat</mark> sat." in html
+    assert 'class="md scroll rendered" tabindex="0" aria-label="Response 1 text" hidden' in html
+    assert 'aria-pressed="true"' in html and 'href="/rate/demo-test/"' in html

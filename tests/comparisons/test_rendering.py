@@ -235,10 +235,10 @@ def test_plain_text_is_what_the_reader_sees():
 def test_word_diff_marks_the_words_each_side_lacks_and_escapes_the_rest():
     from comparisons.rendering import DIFF_MAX_WORDS, word_diff
 
-    left, right = word_diff("the cat sat on the mat", 'the dog sat on the <b>mat</b> "now"')
-    assert str(left) == "the <mark>cat</mark> sat on the <mark>mat</mark>"
+    left, right = word_diff("the cat sat on the mat.", 'the dog sat on the <b>mat</b> "now".')
+    assert str(left) == "the <mark>cat</mark> sat on the mat."
     assert str(right) == (
-        'the <mark>dog</mark> sat on the <mark>&lt;b&gt;mat&lt;/b&gt; "now"</mark>'
+        'the <mark>dog</mark> sat on the <mark>&lt;b&gt;</mark>mat<mark>&lt;/b&gt; "now"</mark>.'
     )
     assert word_diff("same words", "same words") == ("same words", "same words")
     assert word_diff("x " * (DIFF_MAX_WORDS + 1), "x") is None
