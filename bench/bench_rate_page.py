@@ -33,7 +33,7 @@ from bench import common
 
 RATE_COMPARISONS = int(os.environ.get("BENCH_RATE_COMPARISONS", "40"))
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-PAGE_BUDGET_BYTES = 100 * 1024
+PAGE_BUDGET_BYTES = 100_000
 DEMO_EMAIL, DEMO_PASSWORD = "rater1@example.com", "raterhub-demo"
 
 # In the page: the time from the Enter keydown to the frame after the next panel settled.

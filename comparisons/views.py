@@ -169,6 +169,8 @@ def _panel_context(
         initial = JudgmentForm.initial_from(revising, assignment) if revising else None
         form = JudgmentForm(project=project, initial=initial)
     ctx.update(
+        # Highlighted code needs pygments.css; a panel without any does not fetch it.
+        has_code=any("<pre" in h for h in html),
         comparison=comparison,
         prompt=[{"role": m["role"], "html": h} for m, h in zip(prompt, turns, strict=True)],
         responses=[

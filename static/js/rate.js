@@ -55,7 +55,7 @@
     if (banner) banner.hidden = false;
   }
 
-  // --- per-panel setup (first load and after every htmx swap) ---------------------------
+  // --- per-panel setup (first load and after every htmx swap)
   function initPanel(focus) {
     currentPanel = panel();
     shownAt = performance.now();
@@ -73,7 +73,7 @@
     }
   }
 
-  // --- errors: the first one gets the focus and is scrolled to; #form-errors announces ----
+  // --- errors: the first one gets the focus and is scrolled to; #form-errors announces
   function focusFirstError() {
     var form = judgmentForm();
     var summary = document.getElementById("form-errors");
@@ -91,7 +91,7 @@
     return true;
   }
 
-  // --- layout: the responses take the height the decision bar leaves ------------------
+  // --- layout: the responses take the height the decision bar leaves
   // On the root element: htmx copies the style attribute of a swapped element onto its
   // successor with setAttribute, which the CSP forbids.
   function measureBar() {
@@ -162,7 +162,7 @@
     }).catch(function () { setNetError(true); });
   }
 
-  // --- this session (the browser tab's): judgments, average time, break reminder --------
+  // --- this session (the browser tab's): judgments, average time, break reminder
   function sessionKey() {
     var page = document.querySelector(".rate-page");
     return "raterhub:session:" + (page ? page.getAttribute("data-project") : "");
@@ -222,7 +222,7 @@
       (min && n < min ? " (at least " + min + ")" : "");
   }
 
-  // --- heartbeat: renew the lease while the rater is active ----------------------------
+  // --- heartbeat: renew the lease while the rater is active
   function scheduleHeartbeat() {
     clearInterval(heartbeatTimer);
     clearTimeout(expiryTimer);
@@ -262,7 +262,7 @@
     document.addEventListener(type, function () { lastActivity = Date.now(); }, { passive: true, capture: true });
   });
 
-  // --- time spent: written just before the form is serialised -------------------------
+  // --- time spent: written just before the form is serialised
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (form && form.id === "judgment-form") {
@@ -292,7 +292,7 @@
     if (event.target && event.target.matches && event.target.matches(".rationale textarea")) updateCounter();
   });
 
-  // --- keyboard ---------------------------------------------------------------------------
+  // --- keyboard
   function inCriterion(el) { return el && el.closest ? el.closest("fieldset.criterion") : null; }
 
   function focusCriterion(group) {
@@ -393,7 +393,7 @@
     if (dialog && !dialog.open) dialog.showModal();
   }
 
-  // --- htmx lifecycle -----------------------------------------------------------------------
+  // --- htmx lifecycle
   // An outerHTML swap replaces #panel itself: set up whenever a new panel element has settled.
   document.addEventListener("htmx:afterSettle", function () {
     if (panel() && panel() !== currentPanel) initPanel(true);

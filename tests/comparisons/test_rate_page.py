@@ -287,3 +287,12 @@ def test_the_diff_view_is_computed_only_when_asked_for(alice_client, project):
     assert "<html" in html and "The <mark>cat</mark> sat." in html
     assert 'class="md scroll rendered" tabindex="0" aria-label="Response 1 text" hidden' in html
     assert 'aria-pressed="true"' in html and 'href="/rate/demo-test/"' in html
+
+
+def test_the_code_stylesheet_comes_with_code_only(alice_client, project):
+    ComparisonFactory(project=project, responses=[("m1", "plain"), ("m2", "text")])
+    assert "css/pygments" not in alice_client.get(URL).content.decode()
+    Assignment.objects.update(status="skipped")  # on to the next one
+    ComparisonFactory(project=project, responses=[("m1", "```python\nx = 1\n```"), ("m2", "No")])
+    html = alice_client.get(URL).content.decode()
+    assert "css/pygments" in html and "<pre" in html
