@@ -257,6 +257,7 @@ def test_the_decision_bar_and_the_paused_state_come_first(alice_client, project)
     # The choice, its strength and the submit live in the sticky bar (static/css: .decision-bar).
     bar = html.split('id="decision-bar"', 1)[1].split("</form>", 1)[0]
     assert 'name="choice"' in bar and 'type="submit"' in bar
+    assert 'id="lease-expired"' in bar  # the expired notice shows where the rater looks
     Project.objects.filter(pk=project.pk).update(status=ProjectStatus.PAUSED)
     Assignment.objects.update(status="skipped")
     html = alice_client.get(URL).content.decode()
