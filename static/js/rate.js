@@ -94,9 +94,16 @@
   // --- layout: the responses take the height the decision bar leaves
   // On the root element: htmx copies the style attribute of a swapped element onto its
   // successor with setAttribute, which the CSP forbids.
+  // Side by side, both responses end just above the bar; stacked (phone), each is a screen tall.
   function measureBar() {
+    var root = document.documentElement.style;
     var bar = document.getElementById("decision-bar");
-    if (bar) document.documentElement.style.setProperty("--bar-h", bar.offsetHeight + "px");
+    var first = document.querySelector("#panel .response .scroll");
+    if (!bar) return;
+    root.setProperty("--bar-h", bar.offsetHeight + "px");
+    if (!first) return;
+    var top = window.innerWidth > 800 ? first.getBoundingClientRect().top + window.scrollY : 48;
+    root.setProperty("--resp-h", Math.max(160, window.innerHeight - bar.offsetHeight - top - 12) + "px");
   }
 
   function visibleScroller(response) {
