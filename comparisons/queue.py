@@ -735,8 +735,8 @@ def revise_judgment(
     The old judgment is kept and marked superseded (never edited otherwise); the revision takes
     its place in every count, export and metric (`Judgment.objects.current()`), with the same
     counted/late standing, so the comparison's counters do not move. Allowed while the old one
-    is revisable (see undoable_judgment); its time spent adds to the old one's. Idempotent: a
-    second call for an already revised judgment returns the revision in force.
+    is revisable (see undoable_judgment); `duration_ms` (this visit) adds to the old one's.
+    Idempotent: a second call for an already revised judgment returns the revision in force.
     Raises PermissionDenied for another rater's judgment, ValidationError otherwise.
     """
     if rater is not None and rater.pk != judgment.rater_id:
@@ -759,8 +759,10 @@ def revise_judgment(
             flags=flags,
             duration_ms=duration_ms,
         )
-        if cleaned["duration_ms"] is not None and old.duration_ms is not None:
-            cleaned["duration_ms"] = min(cleaned["duration_ms"] + old.duration_ms, MAX_DURATION_MS)
+        # The time on the comparison: both visits, or the first alone if this one is unknown.
+        if old.duration_ms is not None:
+            more = cleaned["duration_ms"] or 0
+            cleaned["duration_ms"] = min(old.duration_ms + more, MAX_DURATION_MS)
         Judgment.objects.filter(pk=old.pk).update(superseded_at=now)
         return Judgment.objects.create(
             assignment_id=old.assignment_id,

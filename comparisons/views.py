@@ -164,6 +164,7 @@ def _panel_context(
     # Counts and the diff view from the text the rater sees, not from the Markdown source.
     texts = [rendering.plain_text(h) for h in answers]
     diff = rendering.word_diff(*texts) if with_diff and len(texts) == 2 else None
+    revise_url = reverse("rate_revise", args=[project.slug, revising.pk]) if revising else ""
     form = extra.get("form")
     if form is None:
         initial = JudgmentForm.initial_from(revising, assignment) if revising else None
@@ -184,18 +185,10 @@ def _panel_context(
             for i, (text, h) in enumerate(zip(texts, answers, strict=True), start=1)
         ],
         form=form,
-        form_action=(
-            reverse("rate_revise", args=[project.slug, revising.pk])
-            if revising
-            else reverse("rate_submit", args=[project.slug, assignment.pk])
-        ),
+        form_action=revise_url or reverse("rate_submit", args=[project.slug, assignment.pk]),
         with_diff=diff is not None,
         diffable=len(texts) == 2 and rendering.diffable(*texts),
-        page_url=(
-            reverse("rate_revise", args=[project.slug, revising.pk])
-            if revising
-            else project.get_absolute_url()
-        ),
+        page_url=revise_url or project.get_absolute_url(),
         rationale_max=settings.RATERHUB_RATIONALE_MAX_CHARS,
     )
     return ctx
@@ -235,16 +228,23 @@ def rate_project(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _wants_diff(request: HttpRequest) -> bool:
-    """ "?diff=1": the page with the word diff of the responses (the diff view, D)."""
+    """Whether the request asks for the word diff of the responses (?diff=1, the D view)."""
     return request.GET.get("diff") == "1"
 
 
-def _duration_ms(request: HttpRequest, assignment: Assignment) -> int:
-    """Time on the comparison: the page's own clock when it sent a usable one (a whole number
-    of milliseconds, at most a day), else the time since the lease began, capped the same."""
+def _page_clock(request: HttpRequest) -> int | None:
+    """The page's own time on the comparison, if it sent a usable one (a whole number of
+    milliseconds, at most a day)."""
     sent = request.POST.get("duration_ms", "")
-    if sent.isdigit() and int(sent) <= queue.MAX_DURATION_MS:
-        return int(sent)
+    return int(sent) if sent.isdigit() and int(sent) <= queue.MAX_DURATION_MS else None
+
+
+def _duration_ms(request: HttpRequest, assignment: Assignment) -> int:
+    """Time on the comparison: the page's clock, else the time since the lease began, capped
+    the same."""
+    sent = _page_clock(request)
+    if sent is not None:
+        return sent
     elapsed = (timezone.now() - assignment.leased_at).total_seconds() * 1000
     return max(0, min(int(elapsed), queue.MAX_DURATION_MS))
 
@@ -315,7 +315,8 @@ def rate_revise(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         queue.revise_judgment(
             judgment,
             **form.answer(assignment),
-            duration_ms=_duration_ms(request, assignment),
+            # Only the page's clock: the lease's age would count the first visit twice.
+            duration_ms=_page_clock(request),
             rater=request.user,
         )
     except ValidationError as exc:

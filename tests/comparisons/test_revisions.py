@@ -40,9 +40,11 @@ def test_a_revision_supersedes_the_old_judgment_and_keeps_it(judged, alice):
     assert revision.supersedes_id == old.pk and revision.superseded_at is None
     assert (revision.choice, revision.assignment_id) == ("b", old.assignment_id)
     assert revision.duration_ms == 5500  # the time on the comparison, both visits
+    unknown = queue.revise_judgment(revision, choice="tie", rater=alice)
+    assert unknown.duration_ms == 5500  # this visit's time unknown: the known time stands
     assert (revision.counted, revision.is_late) == (old.counted, old.is_late)
     assert _counters(judged.comparison_id) == before  # it takes the old one's place
-    assert list(Judgment.objects.current().values_list("pk", flat=True)) == [revision.pk]
+    assert list(Judgment.objects.current().values_list("pk", flat=True)) == [unknown.pk]
 
 
 def test_revising_twice_records_one_revision(judged, alice):
