@@ -3,7 +3,7 @@ export jobs.
 
 Integrity lives in the database (unique and check constraints), so that no code path, admin
 edit or concurrent request can store a second lease of one comparison for one rater, a second
-judgment for one lease, or a value outside an enumeration.
+current judgment for one lease, or a value outside an enumeration.
 """
 
 from __future__ import annotations
