@@ -274,6 +274,7 @@ class ProjectAdmin(admin.ModelAdmin):
                     ("min_overlap", "max_overlap"),
                     "lease_seconds",
                     "gold_rate",
+                    "break_reminder_minutes",
                 ),
                 "description": "Fixed: every comparison gets Overlap judgments. Adaptive: Min "
                 "overlap, then one more at a time while the leading choice could still be "
@@ -717,6 +718,7 @@ class JudgmentAdmin(ReadOnlyAdmin):
                 ("late", obj.is_late),
                 ("not counted", not obj.counted),
                 ("shown B first", obj.swapped),
+                ("superseded", obj.superseded_at is not None),
             )
             if on
         ]

@@ -10,16 +10,16 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from comparisons.models import Assignment, Flag, Project, RationaleMode, Strength
+from comparisons.models import Assignment, Flag, Judgment, Project, RationaleMode, Strength
 
 ON_SCREEN = {"a": "1", "b": "2", "tie": "tie", "both_bad": "both_bad"}
-SHOWN_CHOICES = {
-    "1": "Response 1 is better",
-    "2": "Response 2 is better",
-    "tie": "Tie",
-    "both_bad": "Both are bad",
-}
-CRITERION_LABELS = {"1": "Response 1", "2": "Response 2", "tie": "Tie", "both_bad": "Both bad"}
+# Short: the choices sit in the decision bar under "Which response is better?", four to a row
+# on a phone.
+SHOWN_CHOICES = {"1": "Response 1", "2": "Response 2", "tie": "Tie", "both_bad": "Both bad"}
+CRITERION_LABELS = SHOWN_CHOICES
+# A criterion left at this value is not posted, and the queue's rule makes it follow the
+# overall choice.
+SAME_AS_OVERALL = ""
 # The keyboard shortcuts shown beside each option (static/js/rate.js implements them).
 SHORTCUT_KEYS = {
     "1": "1",
@@ -32,6 +32,10 @@ SHORTCUT_KEYS = {
     Flag.UNSAFE: "U",
     Flag.CANNOT_JUDGE: "X",
 }
+# Inside a criterion, "0" sets it back to "same as overall" (1-4 as for the overall choice).
+CRITERION_KEYS = {SAME_AS_OVERALL: "0", "1": "1", "2": "2", "tie": "3", "both_bad": "4"}
+# The key that moves to each criterion, in order (letters no other shortcut uses).
+CRITERION_REACH_KEYS = "AFGHILOPTV"
 
 
 class _Values(forms.Field):
@@ -74,10 +78,33 @@ class JudgmentForm(forms.Form):
             self.fields[key] = forms.CharField(
                 required=False, label=str(name).replace("_", " ").capitalize()
             )
-            self.option_labels[key] = [(c, CRITERION_LABELS[c]) for c in shown]
+            self.option_labels[key] = [(SAME_AS_OVERALL, "Same as overall")] + [
+                (c, CRITERION_LABELS[c]) for c in shown
+            ]
             self.criteria.append((key, str(name)))
         self.criteria_errors: list[str] = []
         self.criteria_help: dict[str, str] = project.criteria_help or {}
+
+    @staticmethod
+    def initial_from(judgment: Judgment, assignment: Assignment) -> dict:
+        """A judgment in screen terms, to show it again for revision (the inverse of answer)."""
+        left, right = assignment.display_order
+        shown = {left: "1", right: "2"}
+
+        def on_screen(choice: str) -> str:
+            return shown.get(choice, choice)
+
+        initial = {
+            "choice": on_screen(judgment.choice),
+            "strength": judgment.strength or "",
+            "rationale": judgment.rationale,
+            "flags": list(judgment.flags or []),
+        }
+        for i, name in enumerate(judgment.project.criteria or []):
+            value = (judgment.criteria or {}).get(str(name))
+            same = value in (None, judgment.choice)
+            initial[f"criterion_{i}"] = SAME_AS_OVERALL if same else on_screen(value)
+        return initial
 
     def answer(self, assignment: Assignment) -> dict:
         """The post in canonical terms, as submit_judgment takes it (call after is_valid)."""
@@ -107,16 +134,19 @@ class JudgmentForm(forms.Form):
     # templates were a quarter of a submit's CPU time.
     def options(self, name: str) -> list[dict]:
         value = self[name].value()
+        is_criterion = name.startswith("criterion_")
+        if is_criterion and value is None:
+            value = SAME_AS_OVERALL
         selected = {str(v) for v in value} if isinstance(value, list | tuple) else {str(value)}
+        keys = CRITERION_KEYS if is_criterion else SHORTCUT_KEYS
         return [
             {
-                "id": f"id_{name}_{i}",
                 "value": v,
                 "label": label,
-                "key": SHORTCUT_KEYS.get(v, "") if name in ("choice", "strength", "flags") else "",
+                "key": keys.get(v, ""),
                 "checked": v in selected,
             }
-            for i, (v, label) in enumerate(self.option_labels[name])
+            for v, label in self.option_labels[name]
         ]
 
     def choice_options(self) -> list[dict]:
@@ -131,6 +161,7 @@ class JudgmentForm(forms.Form):
     def criterion_groups(self) -> list[dict]:
         return [
             {"name": key, "label": self.fields[key].label, "errors": self.errors.get(key),
-             "options": self.options(key), "help": self.criteria_help.get(name, "")}
-            for key, name in self.criteria
+             "options": self.options(key), "help": self.criteria_help.get(name, ""),
+             "key": CRITERION_REACH_KEYS[i]}
+            for i, (key, name) in enumerate(self.criteria)
         ]  # fmt: skip

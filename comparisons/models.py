@@ -3,7 +3,7 @@ export jobs.
 
 Integrity lives in the database (unique and check constraints), so that no code path, admin
 edit or concurrent request can store a second lease of one comparison for one rater, a second
-judgment for one lease, or a value outside an enumeration.
+current judgment for one lease, or a value outside an enumeration.
 """
 
 from __future__ import annotations
@@ -217,6 +217,10 @@ class Project(models.Model):
         max_length=16, choices=RationaleMode, default=RationaleMode.OPTIONAL
     )
     rationale_min_chars = models.PositiveIntegerField(default=0)
+    break_reminder_minutes = models.PositiveIntegerField(
+        default=0,
+        help_text="Remind raters to take a break after this many minutes of rating (0: never).",
+    )
 
     # Rater-quality thresholds (metrics flags and the export's quality filter).
     min_seconds_per_judgment = models.FloatField(
@@ -577,10 +581,21 @@ class Assignment(models.Model):
         return {"1": left, "2": right}.get(shown_choice, shown_choice)
 
 
-class Judgment(models.Model):
-    """A rater's answer. Never edited in place; never deleted with its rater's account."""
+class JudgmentQuerySet(models.QuerySet):
+    def current(self):
+        """The judgments in force: a revision replaces the one it supersedes in every count,
+        export and metric, so those read judgments through this."""
+        return self.filter(superseded_at__isnull=True)
 
-    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="judgment")
+
+class Judgment(models.Model):
+    """A rater's answer. Never edited in place; never deleted with its rater's account.
+
+    A revision (undo, then submit again) is a new row: the old one is kept and only marked
+    superseded, and the database allows one current judgment per assignment.
+    """
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.PROTECT, related_name="judgments")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgments")
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
     rater = models.ForeignKey(
@@ -601,11 +616,31 @@ class Judgment(models.Model):
         help_text="Submitted after the lease expired and its slot went to another rater.",
     )
     counted = models.BooleanField(default=True, help_text="Counts toward the comparison's overlap.")
+    supersedes = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+        help_text="The judgment this revision replaced.",
+    )
+    superseded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a revision replaced this judgment."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = JudgmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
         constraints = [
+            # One current judgment per lease, whatever the code path: a revision marks the old
+            # one superseded in the same transaction as it inserts the new one.
+            models.UniqueConstraint(
+                fields=["assignment"],
+                condition=Q(superseded_at__isnull=True),
+                name="judgment_one_current_per_assignment",
+            ),
             models.CheckConstraint(
                 condition=Q(choice__in=Choice.values), name="judgment_choice_valid"
             ),

@@ -37,7 +37,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Case, Count, F, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -104,6 +104,20 @@ def empty_reason(rater, project: Project) -> EmptyReason:
     if row[0] == ProjectStatus.ARCHIVED:
         return EmptyReason.ARCHIVED
     return EmptyReason.DONE
+
+
+def untouched_open(rater, project) -> models.QuerySet[Comparison]:
+    """Open regular comparisons of `project` (a Project, or an OuterRef to one) that the rater
+    was never given (a lease a lead released does not count: the comparison is theirs again):
+    what is left for them besides a lease in hand."""
+    given = Assignment.objects.filter(comparison=OuterRef("pk"), rater=rater).exclude(
+        status=AssignmentStatus.RELEASED
+    )
+    return (
+        Comparison.objects.regular()
+        .filter(project=project, open_slots__gt=0)
+        .filter(~Exists(given))
+    )
 
 
 def _live_lease(rater, project: Project, *, now: datetime, lease_seconds: int) -> Assignment | None:
@@ -563,17 +577,18 @@ def check_answer(
         errors["criteria"] = ["Criteria must map each criterion to a choice."]
     else:
         problems = []
-        missing = [c for c in expected if c not in criteria]
         unknown = [c for c in criteria if c not in expected]
-        if missing:
-            problems.append(f"Answer every criterion: {', '.join(missing)}.")
         if unknown:
             problems.append(f"Not in this project: {', '.join(map(str, unknown))}.")
-        bad = [c for c in expected if c in criteria and criteria[c] not in allowed]
+        given = {c: criteria[c] for c in expected if criteria.get(c) not in (None, "")}
+        bad = [c for c, v in given.items() if v not in allowed]
         if bad:
             problems.append(f"Choose one of {', '.join(allowed)} for: {', '.join(bad)}.")
         if problems:
             errors["criteria"] = problems
+        # A criterion not answered follows the overall choice ("same as overall" on the page),
+        # so a rater answers only the criteria where they judge differently.
+        criteria = {c: given.get(c, choice) for c in expected}
 
     rationale = (rationale or "").strip() if isinstance(rationale, str) else rationale
     longest = settings.RATERHUB_RATIONALE_MAX_CHARS
@@ -659,7 +674,7 @@ def submit_judgment(
     except IntegrityError:
         # The one-judgment-per-assignment constraint caught a race the lock should have
         # prevented; the judgment that won is the answer.
-        existing = Judgment.objects.filter(assignment_id=assignment.pk).first()
+        existing = Judgment.objects.current().filter(assignment_id=assignment.pk).first()
         if existing is None:
             raise
         return existing
@@ -672,10 +687,11 @@ def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any]) -> Ju
     lease = sql.lock_lease(assignment.pk)
     if lease.judgment_id is None and lease.status == SUBMITTED:
         # We waited on the lock while another submit finished. PostgreSQL re-read the locked
-        # row, not the joined judgment (that came from the statement's earlier snapshot), so
-        # ask again: this statement sees the committed judgment.
+        # row, not the subquery's judgment (that came from the statement's earlier snapshot),
+        # so ask again: this statement sees the committed judgment.
         lease.judgment_id = (
-            Judgment.objects.filter(assignment_id=assignment.pk)
+            Judgment.objects.current()
+            .filter(assignment_id=assignment.pk)
             .values_list("pk", flat=True)
             .first()
         )
@@ -756,6 +772,130 @@ def _count_judgment(
         completed_at=completed_at,
     )
     return True
+
+
+# --- revisions (Undo) --------------------------------------------------------------------
+
+# How long after a judgment its rater may reopen it for revision (Undo).
+UNDO_SECONDS = 300
+UNDO_TOO_LATE = (
+    "This judgment can no longer be changed: its few minutes for a revision have passed or its "
+    "comparison has all the judgments it needs."
+)
+
+
+def comparison_still_open(comparison) -> Exists:
+    """True while the comparison (an id, or an OuterRef to one) has fewer judgments than its
+    project asks for, as an expression to annotate: until then a judgment on it may still be
+    revised (no aggregate has had reason to take it as final)."""
+    return ~Exists(Comparison.objects.complete().filter(pk=comparison))
+
+
+def _with_still_open(judgments: models.QuerySet[Judgment]) -> models.QuerySet[Judgment]:
+    return judgments.annotate(still_open=comparison_still_open(OuterRef("comparison_id")))
+
+
+def _revisable(judgment: Judgment, now: datetime) -> bool:
+    """Current, recent and on an open comparison (`judgment` from _with_still_open)."""
+    return (
+        judgment.superseded_at is None
+        and judgment.created_at >= now - timedelta(seconds=UNDO_SECONDS)
+        and judgment.still_open
+    )
+
+
+def undoable_judgment(rater, project: Project) -> Judgment | None:
+    """The rater's last judgment in the project if they may still revise it: made less than
+    UNDO_SECONDS ago, on a comparison that is still open. One query."""
+    last = _with_still_open(
+        Judgment.objects.current()
+        .filter(rater=rater, project=project)
+        .order_by("-id")
+        .only("id", "assignment_id", "comparison_id", "created_at", "superseded_at", "rater_id")
+    ).first()
+    if last is None or not _revisable(last, timezone.now()):
+        return None
+    return last
+
+
+def revise_judgment(
+    judgment: Judgment,
+    *,
+    choice: str,
+    strength: str | None = None,
+    criteria: dict[str, str] | None = None,
+    rationale: str = "",
+    flags: Iterable[str] = (),
+    duration_ms: int | None = None,
+    rater=None,
+) -> Judgment:
+    """Replace a judgment with the rater's revision and return the revision.
+
+    The old judgment is kept and marked superseded (never edited otherwise); the revision takes
+    its place in every count, export and metric (`Judgment.objects.current()`), with the same
+    counted/late standing, so the comparison's counters do not move. Allowed while the old one
+    is revisable (see undoable_judgment); `duration_ms` (this visit) adds to the old one's.
+    Idempotent: a second call for an already revised judgment returns the revision in force.
+    Raises PermissionDenied for another rater's judgment, ValidationError otherwise.
+    """
+    if rater is not None and rater.pk != judgment.rater_id:
+        raise PermissionDenied("This judgment belongs to another rater.")
+    with transaction.atomic():
+        # Locking the lease serializes a double submit of one revision (and a late first submit).
+        Assignment.objects.select_for_update(no_key=True).filter(pk=judgment.assignment_id).get()
+        old = _with_still_open(Judgment.objects.select_related("project")).get(pk=judgment.pk)
+        if old.superseded_at is not None:
+            return Judgment.objects.current().get(assignment_id=old.assignment_id)
+        now = timezone.now()
+        if not _revisable(old, now):
+            raise ValidationError({NON_FIELD_ERRORS: [UNDO_TOO_LATE]})
+        cleaned = check_answer(
+            old.project,
+            choice=choice,
+            strength=strength,
+            criteria=criteria,
+            rationale=rationale,
+            flags=flags,
+            duration_ms=duration_ms,
+        )
+        # The time on the comparison: both visits, or the first alone if this one is unknown.
+        if old.duration_ms is not None:
+            more = cleaned["duration_ms"] or 0
+            cleaned["duration_ms"] = min(old.duration_ms + more, MAX_DURATION_MS)
+        Judgment.objects.filter(pk=old.pk).update(superseded_at=now)
+        revision = Judgment.objects.create(
+            assignment_id=old.assignment_id,
+            project_id=old.project_id,
+            comparison_id=old.comparison_id,
+            rater_id=old.rater_id,
+            swapped=old.swapped,
+            is_gold=old.is_gold,
+            is_late=old.is_late,
+            counted=old.counted,
+            supersedes=old,
+            **cleaned,
+        )
+        if old.counted and not old.is_gold and revision.choice != old.choice:
+            _recount(old.comparison_id, project_id=old.project_id)
+    return revision
+
+
+def _recount(comparison_id: int, *, project_id: int) -> None:
+    """After a counted judgment's choice changed (a revision), bring the comparison's
+    lead_margin, open_slots and completed_at in step with its current judgments, in the
+    caller's transaction. The number of counted judgments has not moved; under the adaptive
+    policy the margin may now decide it, or no longer close it."""
+    comparison = Comparison.objects.select_for_update(no_key=True).get(pk=comparison_id)
+    (low, high), choices = _bounds_and_choices(project_id, comparison_id)
+    n, margin = comparison.judged_count, overlap.lead_margin(choices)
+    before = overlap.target(n, comparison.lead_margin, minimum=low, maximum=high)
+    after = overlap.target(n, margin, minimum=low, maximum=high)
+    complete = overlap.is_complete(n, margin, minimum=low, maximum=high)
+    Comparison.objects.filter(pk=comparison_id).update(
+        lead_margin=margin,
+        open_slots=F("open_slots") + (after - before),
+        completed_at=(comparison.completed_at or timezone.now()) if complete else None,
+    )
 
 
 def skip_assignment(assignment: Assignment, reason: str = "", *, rater=None) -> None:

@@ -8,8 +8,12 @@ so a response cannot restyle the page (CSS injection) or hide text from the rate
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
+import html as html_lib
+import re
+from html.parser import HTMLParser
 
 import nh3
 from django.core.cache import caches
@@ -102,6 +106,87 @@ def render_many(texts: list[str]) -> list[SafeString]:
     if fresh:
         cache.set_many({k: str(html) for k, html in fresh.items()}, version=CACHE_VERSION)
     return [mark_safe(found[k]) if k in found else fresh[k] for k in keys]  # nh3's output
+
+
+class _TextOf(HTMLParser):
+    """The text a reader sees in rendered HTML: block ends become line breaks."""
+
+    BLOCKS = frozenset({"p", "br", "hr", "li", "pre", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag) -> None:
+        if tag in self.BLOCKS or tag in ("td", "th"):
+            self.parts.append("\n" if tag in self.BLOCKS else " ")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def plain_text(rendered: str) -> str:
+    """The visible text of rendered Markdown (so `xs[::-1]` in backticks is one word, 8
+    characters): what word counts and the diff view are computed from."""
+    parser = _TextOf()
+    parser.feed(str(rendered))
+    parser.close()
+    text = re.sub(r"[ \t]*\n[ \t\n]*", "\n", "".join(parser.parts))
+    return text.strip()
+
+
+# Past this many words per side the diff view is not offered: difflib's cost grows with the
+# product of the lengths (two unrelated 1,500-word texts take about 0.4 s; the view is computed
+# only when the rater asks for it).
+DIFF_MAX_WORDS = 1500
+# Words, single punctuation marks and whitespace: "sat." against "sat" differs by the full stop only.
+_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def _marked(tokens: list[str], changed: set[int]) -> str:
+    out = []
+    for i, tok in enumerate(tokens):
+        escaped = html_lib.escape(tok)
+        out.append(f"<mark>{escaped}</mark>" if i in changed else escaped)
+    # Adjacent marks merge into one highlighted run (whitespace between them included).
+    return re.sub(r"</mark>(\s*)<mark>", r"\1", "".join(out))
+
+
+def diffable(left: str, right: str) -> bool:
+    """Whether word_diff takes these texts (both within DIFF_MAX_WORDS words)."""
+    return len(left.split()) <= DIFF_MAX_WORDS and len(right.split()) <= DIFF_MAX_WORDS
+
+
+def word_diff(left: str, right: str) -> tuple[SafeString, SafeString] | None:
+    """Word-level differences between two plain texts: each side as escaped text whose words
+    that the other side lacks are wrapped in <mark>; None if either side is too long.
+
+    Pure and computed from text, never from HTML, and cleaned by nh3 with <mark> the only tag,
+    so nothing of the responses' content can become markup.
+    """
+    if not diffable(left, right):
+        return None
+    a, b = _TOKENS.findall(left), _TOKENS.findall(right)
+    a_words = [i for i, t in enumerate(a) if not t.isspace()]
+    b_words = [i for i, t in enumerate(b) if not t.isspace()]
+    matcher = difflib.SequenceMatcher(
+        None, [a[i] for i in a_words], [b[i] for i in b_words], autojunk=False
+    )
+    changed_a: set[int] = set()
+    changed_b: set[int] = set()
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op != "equal":
+            changed_a.update(a_words[i1:i2])
+            changed_b.update(b_words[j1:j2])
+
+    def clean(text: str) -> SafeString:
+        return mark_safe(nh3.clean(text, tags={"mark"}, attributes={}))  # nh3 has just cleaned it
+
+    return clean(_marked(a, changed_a)), clean(_marked(b, changed_b))
 
 
 def pygments_css() -> str:

@@ -109,18 +109,19 @@ SELECT c.id, c.gold_choice, c.open_slots, c.judged_count, c.lead_margin, c.compl
     j.id AS lease_judgment_id
 FROM comparisons_assignment a
 JOIN comparisons_comparison c ON c.id = a.comparison_id
-LEFT JOIN comparisons_judgment j ON j.assignment_id = a.id
+LEFT JOIN comparisons_judgment j ON j.assignment_id = a.id AND j.superseded_at IS NULL
 WHERE a.id = %s
 """
 LOCK_LEASE_POSTGRESQL = LOCK_LEASE + "FOR NO KEY UPDATE OF a, c\n"
 
-# The project's overlap settings, with the counted choices of one of its comparisons (a left
-# join: one row with a NULL choice before any judgment).
+# The project's overlap settings, with the counted choices in force (not superseded) of one of
+# its comparisons (a left join: one row with a NULL choice before any judgment).
 POLICY_AND_COUNTED_CHOICES = """
 SELECT p.overlap_policy, p.overlap, p.min_overlap, p.max_overlap, j.choice
 FROM comparisons_project p
 LEFT JOIN comparisons_judgment j
     ON j.project_id = p.id AND j.comparison_id = %s AND j.counted = %s
+    AND j.superseded_at IS NULL
 WHERE p.id = %s
 """
 

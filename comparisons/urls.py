@@ -13,6 +13,7 @@ urlpatterns: list = [
     path("review/<slug:slug>/", review_views.review_project, name="review_project"),
     path("review/<slug:slug>/<int:pk>/submit", review_views.review_submit, name="review_submit"),
     path("review/<slug:slug>/<int:pk>/skip", review_views.review_skip, name="review_skip"),
+    path("rate/<slug:slug>/judgments/<int:pk>/revise", views.rate_revise, name="rate_revise"),
     # Export downloads (export_views.py): authenticated, never a public URL.
     path("exports/<int:pk>/download", export_views.export_download, name="export_download"),
     path("exports/<int:pk>/manifest", export_views.export_manifest, name="export_manifest"),

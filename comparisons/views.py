@@ -12,12 +12,13 @@ import contextlib
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import push_url
 
 from comparisons import metrics, queue, rendering
@@ -26,7 +27,6 @@ from comparisons.models import (
     Assignment,
     AssignmentStatus,
     Choice,
-    Comparison,
     Judgment,
     Project,
     ProjectStatus,
@@ -40,6 +40,7 @@ LATE_NOTICE = (
     "gone to another rater, so your answer is kept but does not count toward its total."
 )
 SKIPPED_NOTICE = "Skipped. Here is the next one."
+REVISED_NOTICE = "Changed: your revised answer replaces the earlier one."
 NOT_RECORDED_NOTICE = (
     "That comparison was skipped or taken back by a project lead, so the answer was not recorded."
 )
@@ -71,8 +72,10 @@ def _get_assignment_for_rater(request: HttpRequest, slug: str, pk: int) -> Assig
 
 def _progress(rater, project: Project) -> dict[str, int]:
     """The rater's judgments in the project, today and in total."""
-    return Judgment.objects.filter(project=project, rater=rater).aggregate(
-        total=Count("pk"), today=Count("pk", filter=made_today())
+    return (
+        Judgment.objects.current()
+        .filter(project=project, rater=rater)
+        .aggregate(total=Count("pk"), today=Count("pk", filter=made_today()))
     )
 
 
@@ -80,28 +83,21 @@ def _progress(rater, project: Project) -> dict[str, int]:
 @require_GET
 def rate_index(request: HttpRequest) -> HttpResponse:
     user = request.user
-    mine = Judgment.objects.filter(project=OuterRef("pk"), rater=user)
+    mine = Judgment.objects.current().filter(project=OuterRef("pk"), rater=user)
     projects = list(
         Project.objects.rateable_by(user)
         .exclude(status=ProjectStatus.ARCHIVED)
         .annotate(
             done_total=count_for_project(mine),
             done_today=count_for_project(mine.filter(made_today())),
-            # Open regular comparisons this rater has not been given yet.
-            left=count_for_project(
-                Comparison.objects.regular().filter(project=OuterRef("pk"), open_slots__gt=0)
-                .filter(~Exists(
-                    # A lease a lead released does not count: the comparison is theirs again.
-                    Assignment.objects.filter(comparison=OuterRef("pk"), rater=user)
-                    .exclude(status=AssignmentStatus.RELEASED)
-                ))
-            ),
+            left=count_for_project(queue.untouched_open(user, OuterRef("pk"))),
             has_lease=Exists(
                 Assignment.objects.active().filter(project=OuterRef("pk"), rater=user)
             ),
         )
     )  # fmt: skip
     for p in projects:
+        p.left += int(p.has_lease)  # the comparison in hand is left too, as the page counts it
         if p.status == ProjectStatus.PAUSED:
             p.rater_status = "paused"
         elif p.left or p.has_lease:
@@ -124,18 +120,35 @@ def rate_index(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _panel_context(request: HttpRequest, project: Project, assignment: Assignment | None, **extra):
+def _panel_context(
+    request: HttpRequest,
+    project: Project,
+    assignment: Assignment | None,
+    *,
+    revising: Judgment | None = None,
+    with_diff: bool = False,
+    **extra,
+):
+    """What the panel shows: the comparison and its form (or why there is none), progress,
+    and the Undo link. `revising`: the judgment reopened for revision (its assignment's panel).
+    `with_diff`: the word diff of the responses too, asked for by the diff view only (its cost
+    grows with the product of the lengths, so no ordinary page load pays it)."""
     ctx = {
         "project": project,
         "assignment": assignment,
         "state": None,
         "states": queue.EmptyReason,
         "progress": _progress(request.user, project),
+        "revising": revising,
         **extra,
     }
+    if revising is None:
+        ctx["undoable"] = queue.undoable_judgment(request.user, project)
     if assignment is None:
         ctx["state"] = queue.empty_reason(request.user, project)
         return ctx
+    live = assignment.status == AssignmentStatus.ACTIVE
+    ctx["left"] = queue.untouched_open(request.user, project).count() + (1 if live else 0)
     comparison = assignment.comparison
     by_position = dict(
         Response.objects.filter(comparison=comparison, position__in=(0, 1)).values_list(
@@ -149,19 +162,34 @@ def _panel_context(request: HttpRequest, project: Project, assignment: Assignmen
     # Every text of the comparison rendered (or fetched from the shared cache) in one go.
     html = rendering.render_many([m["content"] for m in prompt] + shown)
     turns, answers = html[: len(prompt)], html[len(prompt) :]
+    # Counts and the diff view from the text the rater sees, not from the Markdown source.
+    texts = [rendering.plain_text(h) for h in answers]
+    diff = rendering.word_diff(*texts) if with_diff and len(texts) == 2 else None
+    revise_url = reverse("rate_revise", args=[project.slug, revising.pk]) if revising else ""
+    form = extra.get("form")
+    if form is None:
+        initial = JudgmentForm.initial_from(revising, assignment) if revising else None
+        form = JudgmentForm(project=project, initial=initial)
     ctx.update(
+        # Highlighted code needs pygments.css; a panel without any does not fetch it.
+        has_code=any("<pre" in h for h in html),
         comparison=comparison,
         prompt=[{"role": m["role"], "html": h} for m, h in zip(prompt, turns, strict=True)],
         responses=[
             {
                 "label": f"Response {i}",
                 "html": h,
-                "chars": len(content),
-                "words": len(content.split()),
+                "chars": len(text),
+                "words": len(text.split()),
+                "diff": diff[i - 1] if diff else None,
             }
-            for i, (content, h) in enumerate(zip(shown, answers, strict=True), start=1)
+            for i, (text, h) in enumerate(zip(texts, answers, strict=True), start=1)
         ],
-        form=extra.get("form") or JudgmentForm(project=project),
+        form=form,
+        form_action=revise_url or reverse("rate_submit", args=[project.slug, assignment.pk]),
+        with_diff=diff is not None,
+        diffable=len(texts) == 2 and rendering.diffable(*texts),
+        page_url=revise_url or project.get_absolute_url(),
         rationale_max=settings.RATERHUB_RATIONALE_MAX_CHARS,
     )
     return ctx
@@ -217,16 +245,32 @@ def rate_project(request: HttpRequest, slug: str) -> HttpResponse:
     project = _get_project_for_rater(request, slug)
     # In a paused project the queue still returns work in hand (a live lease) but nothing new.
     assignment = queue.next_assignment(request.user, project)
-    # Always the full page, also for htmx history restores (the page sets hx-history="false").
-    return render(request, "comparisons/rate.html", _panel_context(request, project, assignment))
+    ctx = _panel_context(request, project, assignment, with_diff=_wants_diff(request))
+    # The full page, also for htmx history restores (the page sets hx-history="false"); the
+    # diff view alone asks for the panel (rate.js takes the diff out of it).
+    if request.htmx and ctx.get("with_diff"):
+        return _render_panel(request, ctx)
+    return render(request, "comparisons/rate.html", ctx)
+
+
+def _wants_diff(request: HttpRequest) -> bool:
+    """Whether the request asks for the word diff of the responses (?diff=1, the D view)."""
+    return request.GET.get("diff") == "1"
+
+
+def _page_clock(request: HttpRequest) -> int | None:
+    """The page's own time on the comparison, if it sent a usable one (a whole number of
+    milliseconds, at most a day)."""
+    sent = request.POST.get("duration_ms", "")
+    return int(sent) if sent.isdigit() and int(sent) <= queue.MAX_DURATION_MS else None
 
 
 def _duration_ms(request: HttpRequest, assignment: Assignment) -> int:
-    """Time on the comparison: the page's own clock when it sent a usable one (a whole number
-    of milliseconds, at most a day), else the time since the lease began, capped the same."""
-    sent = request.POST.get("duration_ms", "")
-    if sent.isdigit() and int(sent) <= queue.MAX_DURATION_MS:
-        return int(sent)
+    """Time on the comparison: the page's clock, else the time since the lease began, capped
+    the same."""
+    sent = _page_clock(request)
+    if sent is not None:
+        return sent
     elapsed = (timezone.now() - assignment.leased_at).total_seconds() * 1000
     return max(0, min(int(elapsed), queue.MAX_DURATION_MS))
 
@@ -263,6 +307,61 @@ def rate_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         )
     # 422 keeps what was typed on screen; htmx is configured (rate.html) to swap it in.
     ctx = _panel_context(request, project, assignment, form=form)
+    return _render_panel(request, ctx, status=422)
+
+
+def _get_judgment_for_rater(request: HttpRequest, slug: str, pk: int) -> Judgment:
+    """The user's own judgment, in a project they still rate; a 404 otherwise."""
+    judgment = (
+        Judgment.objects.select_related("project", "assignment")
+        .filter(pk=pk, rater=request.user, project__slug=slug)
+        .filter(project__in=Project.objects.rateable_by(request.user))
+        .first()
+    )
+    if judgment is None:
+        raise Http404("No such judgment.")
+    return judgment
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rate_revise(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Undo: GET shows the rater's judgment again, as they left it, for revision (nothing is
+    changed until they submit); POST records the revision, which supersedes it."""
+    judgment = _get_judgment_for_rater(request, slug, pk)
+    project, assignment = judgment.project, judgment.assignment
+    assignment.project = project
+    if request.method == "GET":
+        if (
+            judgment.superseded_at is not None
+            or queue.undoable_judgment(request.user, project) != judgment
+        ):
+            if request.htmx:
+                return _next_panel(request, project, notice=queue.UNDO_TOO_LATE)
+            messages.info(request, queue.UNDO_TOO_LATE)
+            return redirect(project.get_absolute_url())
+        ctx = _panel_context(
+            request, project, assignment, revising=judgment, with_diff=_wants_diff(request)
+        )
+        return _render_panel(request, ctx)
+    form = JudgmentForm(request.POST, project=project)
+    form.is_valid()  # the queue's rules decide, as for a first submit
+    try:
+        queue.revise_judgment(
+            judgment,
+            **form.answer(assignment),
+            # Only the page's clock: the lease's age would count the first visit twice.
+            duration_ms=_page_clock(request),
+            rater=request.user,
+        )
+    except ValidationError as exc:
+        if NON_FIELD_ERRORS in exc.message_dict and len(exc.message_dict) == 1:
+            # Too late to revise: the first judgment stands; move on and say so.
+            return _next_panel(request, project, notice=queue.UNDO_TOO_LATE)
+        form.add_answer_errors(exc)
+    else:
+        return _next_panel(request, project, notice=REVISED_NOTICE)
+    ctx = _panel_context(request, project, assignment, revising=judgment, form=form)
     return _render_panel(request, ctx, status=422)
 
 

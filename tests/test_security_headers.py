@@ -59,7 +59,7 @@ def objects(project, alice, lead, settings, tmp_path):
     """One real object of every model the admin shows, and what the project's URLs take."""
     settings.MEDIA_ROOT = str(tmp_path)
     project.raters.add(lead)  # so the rating URLs reach their views for the lead, too
-    JudgmentFactory(
+    judgment = JudgmentFactory(
         assignment__comparison=ComparisonFactory(project=project), assignment__rater=alice
     )
     ComparisonFactory(project=project)
@@ -90,6 +90,7 @@ def objects(project, alice, lead, settings, tmp_path):
         "job": job,
         "import_job": import_job,
         "token": token,
+        "judgment": judgment,
     }
 
 
@@ -112,6 +113,7 @@ def _explicit(objects: dict) -> dict[str, list[dict]]:
         "rate_submit": on_the_rating_page,
         "rate_skip": on_the_rating_page,
         "rate_heartbeat": on_the_rating_page,
+        "rate_revise": [{"slug": project.slug, "pk": objects["judgment"].pk}],
         "export_download": [{"pk": job.pk}],
         "export_manifest": [{"pk": job.pk}],
         "export_progress": [{"pk": job.pk}],

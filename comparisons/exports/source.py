@@ -89,7 +89,7 @@ def select(project: Project, opts: ExportOptions) -> Selection:
     )
     rater = Q(rater_id__in=rater_ids)
 
-    project_judgments = Judgment.objects.filter(project=project)
+    project_judgments = Judgment.objects.current().filter(project=project)
     # One pass counts why judgments were left out, each counted once, in this order, and so
     # also how many are left (a second COUNT would scan them all again).
     excluded = project_judgments.aggregate(

@@ -227,7 +227,8 @@ def project_progress(project: Project) -> dict:
     )
     target = totals["target"] or 0
     daily = list(
-        Judgment.objects.filter(project=project, counted=True, is_gold=False)
+        Judgment.objects.current()
+        .filter(project=project, counted=True, is_gold=False)
         .annotate(day=TruncDate("created_at"))
         .order_by("day")
         .values_list("day")
@@ -236,7 +237,8 @@ def project_progress(project: Project) -> dict:
     days, counts = [d.isoformat() for d, _ in daily], [n for _, n in daily]
     since = timezone.localdate() - timedelta(days=THROUGHPUT_DAYS - 1)
     recent = (
-        Judgment.objects.filter(project=project, created_at__date__gte=since)
+        Judgment.objects.current()
+        .filter(project=project, created_at__date__gte=since)
         .annotate(day=TruncDate("created_at"))
         .order_by()
         .values_list("rater_id", "day")
@@ -368,9 +370,8 @@ def rater_summary(rater, projects) -> dict[int, dict]:
         return {}
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     today = dict(
-        Judgment.objects.filter(
-            rater=rater, project__in=[p.pk for p in projects], created_at__gte=start
-        )
+        Judgment.objects.current()
+        .filter(rater=rater, project__in=[p.pk for p in projects], created_at__gte=start)
         .order_by()
         .values_list("project_id")
         .annotate(n=Count("id"))

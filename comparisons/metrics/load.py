@@ -84,7 +84,8 @@ def load(project: Project, *, with_criteria: bool | None = None) -> Judgments:
     # Each criterion's choice as text, extracted by the database: parsing a million JSON
     # objects in Python would cost more than all the other columns together.
     qs = (
-        Judgment.objects.filter(project=project)
+        Judgment.objects.current()
+        .filter(project=project)
         .order_by()
         .values_list(*fields, *(KeyTextTransform(name, "criteria") for name in names))
     )

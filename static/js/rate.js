@@ -1,10 +1,16 @@
-// The rating page: keyboard shortcuts, time spent, lease heartbeat, network-error banner.
+// The rating page: keyboard shortcuts, time spent, lease heartbeat, network-error banner,
+// error focus, response scrolling and its "continues below" cue, the diff toggle, this
+// session's count and the break reminder.
 // Everything here is an enhancement: without JavaScript the forms post and the page reloads.
 (function () {
   "use strict";
 
   var CHOICE_KEYS = { "1": "1", "2": "2", "3": "tie", "4": "both_bad" };
-  var CRITERION_KEYS = CHOICE_KEYS;
+  var CRITERION_KEYS = { "0": "", "1": "1", "2": "2", "3": "tie", "4": "both_bad" };
+  // Response scrolling: [response number, direction].
+  var SCROLL_KEYS = { j: [1, 1], k: [1, -1], n: [2, 1], m: [2, -1] };
+  // The first error in the form's reading order gets the focus.
+  var ERROR_ORDER = ["fieldset.choice", "fieldset.strength", ".criteria", ".rationale", "fieldset.flags"];
   var STRENGTH_KEYS = { q: "slightly", w: "clearly", e: "much" };
   var FLAG_KEYS = { u: "unsafe", x: "cannot_judge" };
 
@@ -49,7 +55,7 @@
     if (banner) banner.hidden = false;
   }
 
-  // --- per-panel setup (first load and after every htmx swap) ---------------------------
+  // --- per-panel setup (first load and after every htmx swap)
   function initPanel(focus) {
     currentPanel = panel();
     shownAt = performance.now();
@@ -57,12 +63,159 @@
     lastBeat = Date.now();
     updateCounter();
     scheduleHeartbeat();
-    if (focus) {
+    measureBar();
+    updateCues();
+    showSession();
+    if (focus && !focusFirstError()) {
       window.scrollTo(0, 0);
       var title = document.getElementById("panel-title");
       if (title) title.focus({ preventScroll: true });
     }
   }
+
+  // --- errors: the first one gets the focus and is scrolled to; #form-errors announces
+  function focusFirstError() {
+    var form = judgmentForm();
+    var summary = document.getElementById("form-errors");
+    if (!form || !summary || !summary.textContent.trim()) return false;
+    var target = null;
+    for (var i = 0; i < ERROR_ORDER.length && !target; i++) {
+      var box = form.querySelector(ERROR_ORDER[i] + ".invalid");
+      if (box) target = box.querySelector("input:checked, input, textarea");
+    }
+    target = target || summary;
+    target.focus({ preventScroll: true });
+    // The decision bar is always on screen; anything else is brought into view.
+    if (!target.closest("#decision-bar")) target.scrollIntoView({ block: "center" });
+    else window.scrollTo(0, 0);
+    return true;
+  }
+
+  // --- layout: the responses take the height the decision bar leaves
+  // On the root element: htmx copies the style attribute of a swapped element onto its
+  // successor with setAttribute, which the CSP forbids.
+  // Side by side, both responses end just above the bar; stacked (phone), each is a screen tall.
+  function measureBar() {
+    var root = document.documentElement.style;
+    var bar = document.getElementById("decision-bar");
+    var first = document.querySelector("#panel .response .scroll");
+    if (!bar) return;
+    root.setProperty("--bar-h", bar.offsetHeight + "px");
+    if (!first) return;
+    var top = window.innerWidth > 800 ? first.getBoundingClientRect().top + window.scrollY : 48;
+    root.setProperty("--resp-h", Math.max(160, window.innerHeight - bar.offsetHeight - top - 12) + "px");
+  }
+
+  function visibleScroller(response) {
+    var boxes = response ? response.querySelectorAll(".scroll") : [];
+    for (var i = 0; i < boxes.length; i++) if (!boxes[i].hidden) return boxes[i];
+    return null;
+  }
+
+  // "continues below" while a response has more text under its visible part.
+  function updateCues() {
+    var p = panel();
+    if (!p) return;
+    p.querySelectorAll(".response").forEach(function (response) {
+      var box = visibleScroller(response);
+      var cue = response.querySelector(".more-cue");
+      if (!box || !cue) return;
+      cue.hidden = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+    });
+  }
+
+  function scrollResponse(n, direction) {
+    var box = visibleScroller(document.querySelector("#panel .response[data-response='" + n + "']"));
+    if (!box) return;
+    box.scrollBy({ top: direction * Math.max(40, box.clientHeight * 0.8), behavior: "instant" });
+    updateCues();
+  }
+
+  // The diff view: computed by the server on demand ("?diff=1" answers the panel with it);
+  // its two panes are taken into the responses on screen, then D shows or hides them.
+  function showDiff(on) {
+    var button = document.getElementById("toggle-diff");
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.firstChild.textContent = on ? "Hide differences " : "Show differences ";
+    document.querySelectorAll("#panel .response").forEach(function (response) {
+      var rendered = response.querySelector(".rendered");
+      var diff = response.querySelector(".diff");
+      if (!rendered || !diff) return;
+      rendered.hidden = on;
+      diff.hidden = !on;
+    });
+    updateCues();
+  }
+
+  function toggleDiff() {
+    var button = document.getElementById("toggle-diff");
+    if (!button) return;
+    var on = button.getAttribute("aria-pressed") !== "true";
+    var p = panel();
+    if (!on || p.querySelector(".response .diff")) { showDiff(on); return; }
+    fetch(button.getAttribute("data-diff-url"), {
+      credentials: "same-origin", headers: { "HX-Request": "true" },
+    }).then(function (resp) { return resp.ok ? resp.text() : Promise.reject(resp.status); }).then(function (html) {
+      var got = new DOMParser().parseFromString(html, "text/html");
+      var fresh = got.getElementById("panel");
+      // Only for the comparison still on screen.
+      if (!fresh || panel() !== p || fresh.getAttribute("data-assignment") !== p.getAttribute("data-assignment")) return;
+      fresh.querySelectorAll(".response").forEach(function (response) {
+        var diff = response.querySelector(".diff");
+        var mine = p.querySelector(".response[data-response='" + response.getAttribute("data-response") + "']");
+        if (diff && mine) mine.insertBefore(document.importNode(diff, true), mine.querySelector(".more-cue"));
+      });
+      showDiff(true);
+    }).catch(function () { setNetError(true); });
+  }
+
+  // --- this session (the browser tab's): judgments, average time, break reminder
+  function sessionKey() {
+    var page = document.querySelector(".rate-page");
+    return "raterhub:session:" + (page ? page.getAttribute("data-project") : "");
+  }
+
+  function loadSession() {
+    var s = null;
+    try { s = JSON.parse(window.sessionStorage.getItem(sessionKey()) || "null"); } catch (e) { s = null; }
+    if (!s || typeof s.start !== "number") s = { start: Date.now(), n: 0, ms: 0, snoozed: 0 };
+    return s;
+  }
+
+  function saveSession(s) {
+    try { window.sessionStorage.setItem(sessionKey(), JSON.stringify(s)); } catch (e) { /* private mode */ }
+  }
+
+  function showSession() {
+    var s = loadSession();
+    saveSession(s);
+    var out = document.getElementById("session-stats");
+    if (!out) return;
+    out.hidden = s.n === 0;
+    out.textContent = "· this session " + s.n + ", avg " + Math.round(s.ms / Math.max(1, s.n) / 1000) + " s";
+  }
+
+  var submittedMs = 0;
+  function countJudgment() {
+    var s = loadSession();
+    s.n += 1;
+    s.ms += submittedMs;
+    saveSession(s);
+  }
+
+  function checkBreak() {
+    var page = document.querySelector(".rate-page");
+    var minutes = page ? parseInt(page.getAttribute("data-break-minutes") || "0", 10) : 0;
+    var banner = document.getElementById("break-reminder");
+    if (!minutes || !banner) return;
+    var s = loadSession();
+    var since = Math.max(s.start, s.snoozed || 0);
+    if (Date.now() - since >= minutes * 60000) {
+      banner.querySelector(".minutes").textContent = String(Math.round((Date.now() - s.start) / 60000));
+      if (banner.hidden) { banner.hidden = false; measureBar(); }
+    }
+  }
+  setInterval(checkBreak, 15000);
 
   function updateCounter() {
     var p = panel();
@@ -76,7 +229,7 @@
       (min && n < min ? " (at least " + min + ")" : "");
   }
 
-  // --- heartbeat: renew the lease while the rater is active ----------------------------
+  // --- heartbeat: renew the lease while the rater is active
   function scheduleHeartbeat() {
     clearInterval(heartbeatTimer);
     clearTimeout(expiryTimer);
@@ -116,29 +269,53 @@
     document.addEventListener(type, function () { lastActivity = Date.now(); }, { passive: true, capture: true });
   });
 
-  // --- time spent: written just before the form is serialised -------------------------
+  // --- time spent: written just before the form is serialised
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (form && form.id === "judgment-form") {
       var field = form.querySelector("input[name=duration_ms]");
-      if (field) field.value = String(Math.round(performance.now() - shownAt));
+      submittedMs = Math.round(performance.now() - shownAt);
+      if (field) field.value = String(submittedMs);
     }
   }, true);
+
+  document.addEventListener("scroll", function (event) {
+    if (event.target && event.target.classList && event.target.classList.contains("scroll")) updateCues();
+  }, true);
+  window.addEventListener("resize", function () { measureBar(); updateCues(); });
+  document.addEventListener("click", function (event) {
+    var t = event.target;
+    if (t && t.closest && t.closest("#toggle-diff")) { event.preventDefault(); toggleDiff(); }
+    if (t && t.id === "dismiss-break") {
+      var s = loadSession();
+      s.snoozed = Date.now();
+      saveSession(s);
+      document.getElementById("break-reminder").hidden = true;
+      measureBar();
+    }
+  });
 
   document.addEventListener("input", function (event) {
     if (event.target && event.target.matches && event.target.matches(".rationale textarea")) updateCounter();
   });
 
-  // --- keyboard ---------------------------------------------------------------------------
+  // --- keyboard
   function inCriterion(el) { return el && el.closest ? el.closest("fieldset.criterion") : null; }
+
+  function focusCriterion(group) {
+    var target = group && (group.querySelector("input:checked") || group.querySelector("input"));
+    if (target) {
+      target.focus({ preventScroll: true });
+      group.scrollIntoView({ block: "nearest" });
+    }
+  }
 
   function nextCriterion() {
     var groups = Array.prototype.slice.call(document.querySelectorAll("#panel fieldset.criterion"));
     if (!groups.length) return;
     var current = inCriterion(document.activeElement);
     var i = current ? (groups.indexOf(current) + 1) % groups.length : 0;
-    var target = groups[i].querySelector("input:checked") || groups[i].querySelector("input");
-    if (target) target.focus();
+    focusCriterion(groups[i]);
   }
 
   document.addEventListener("keydown", function (event) {
@@ -164,14 +341,31 @@
     var key = event.key;
     var lower = key.length === 1 ? key.toLowerCase() : key;
     if (key === "?") { event.preventDefault(); showHelp(); return; }
+    if (lower === "z") {
+      var undo = document.getElementById("undo");
+      if (undo) { event.preventDefault(); undo.click(); }
+      return;
+    }
     if (!judgmentForm()) return;
 
     var group = inCriterion(t);
-    if (group && CRITERION_KEYS[key]) {
+    if (group && CRITERION_KEYS[key] !== undefined) {
       event.preventDefault();
       check(group.querySelector("input[value='" + CRITERION_KEYS[key] + "']"));
       return;
     }
+    if (group && key === "Escape") {
+      event.preventDefault();
+      var back = judgmentForm().querySelector("input[name=choice]:checked") || judgmentForm().querySelector("input[name=choice]");
+      if (back) back.focus({ preventScroll: true });
+      return;
+    }
+    var reach = key.length === 1 && /^[a-z]$/i.test(key) ?
+      judgmentForm().querySelector("fieldset.criterion[data-key='" + key.toUpperCase() + "']") : null;
+    if (reach) { event.preventDefault(); focusCriterion(reach); return; }
+    if (SCROLL_KEYS[lower]) { event.preventDefault(); scrollResponse(SCROLL_KEYS[lower][0], SCROLL_KEYS[lower][1]); return; }
+    if (lower === "d") { event.preventDefault(); toggleDiff(); return; }
+
     if (CHOICE_KEYS[key]) {
       var choice = judgmentForm().querySelector("input[name=choice][value='" + CHOICE_KEYS[key] + "']");
       if (choice) { event.preventDefault(); check(choice); }
@@ -206,7 +400,7 @@
     if (dialog && !dialog.open) dialog.showModal();
   }
 
-  // --- htmx lifecycle -----------------------------------------------------------------------
+  // --- htmx lifecycle
   // An outerHTML swap replaces #panel itself: set up whenever a new panel element has settled.
   document.addEventListener("htmx:afterSettle", function () {
     if (panel() && panel() !== currentPanel) initPanel(true);
@@ -216,10 +410,19 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail && event.detail.successful) setNetError(false);
   });
+  // A first judgment recorded (a revision replaces one, it adds none). Before the swap: the
+  // form is still in the document, so its events still reach this listener.
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var form = event.target;
+    var xhr = event.detail && event.detail.xhr;
+    if (form && form.id === "judgment-form" && !form.hasAttribute("data-revising") &&
+        xhr && xhr.status === 200) countJudgment();
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     var help = document.getElementById("show-help");
     if (help) help.addEventListener("click", showHelp);
     initPanel(false);
+    checkBreak();
   });
 })();

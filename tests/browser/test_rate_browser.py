@@ -148,7 +148,7 @@ def test_the_page_works_without_javascript(
     page.wait_for_load_state()
     assert _assignment_id(page) not in (None, first)
     page.fill("#skip-reason", "No JS skip")
-    page.click("form.skip button")
+    page.click("button[form=skip-form]")
     page.wait_for_selector("text=All done")
     assert Judgment.objects.get().choice == "tie"
     assert alice.assignments.get(status="skipped").skip_reason == "No JS skip"

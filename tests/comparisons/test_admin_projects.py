@@ -43,6 +43,7 @@ def _form_data(project: Project, **overrides) -> dict:
         "criteria": [],
         "rationale": project.rationale,
         "rationale_min_chars": project.rationale_min_chars,
+        "break_reminder_minutes": project.break_reminder_minutes,
         "min_seconds_per_judgment": project.min_seconds_per_judgment,
         "gold_accuracy_threshold": project.gold_accuracy_threshold,
         "position_bias_threshold": project.position_bias_threshold,

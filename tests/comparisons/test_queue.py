@@ -471,10 +471,9 @@ def _errors(lease, **answer):
         ({"use_strength": True}, {"choice": "a"}, "strength"),
         ({"use_strength": True}, {"choice": "b", "strength": "hugely"}, "strength"),
         ({}, {"choice": "a", "strength": "much"}, "strength"),
-        ({"criteria": ["helpful", "honest"]}, {"choice": "a"}, "criteria"),
         (
             {"criteria": ["helpful", "honest"]},
-            {"choice": "a", "criteria": {"helpful": "a"}},
+            {"choice": "a", "criteria": {"helpful": "sideways"}},
             "criteria",
         ),
         (
@@ -529,8 +528,23 @@ def test_the_rationale_cap_is_a_setting(alice, settings):
 
 def test_submit_reports_every_problem_at_once(alice):
     _, lease = _scheme_project(alice, use_strength=True, rationale="required", criteria=["x"])
-    errors = _errors(lease, choice="a", flags=["nope"])
+    errors = _errors(lease, choice="a", criteria={"x": "nope"}, flags=["nope"])
     assert set(errors) == {"strength", "criteria", "rationale", "flags"}
+
+
+@pytest.mark.parametrize(
+    ("choice", "given", "stored"),
+    [
+        ("a", None, {"helpful": "a", "honest": "a"}),
+        ("tie", {}, {"helpful": "tie", "honest": "tie"}),
+        ("b", {"honest": "a"}, {"helpful": "b", "honest": "a"}),
+        ("b", {"helpful": "", "honest": None}, {"helpful": "b", "honest": "b"}),
+    ],
+)
+def test_criteria_not_answered_follow_the_overall_choice(alice, choice, given, stored):
+    _, lease = _scheme_project(alice, criteria=["helpful", "honest"])
+    judgment = queue.submit_judgment(lease, choice=choice, criteria=given)
+    assert judgment.criteria == stored
 
 
 def test_submit_accepts_a_full_valid_answer(alice):

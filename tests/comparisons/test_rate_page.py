@@ -225,3 +225,75 @@ def test_the_page_takes_rendered_responses_from_the_shared_cache(alice_client, p
     assert "<em>Fresh</em> one" in html
     fresh = hashlib.sha256(b"*Fresh* one").hexdigest()
     assert cache.get(fresh, version=CACHE_VERSION) == "<p><em>Fresh</em> one</p>\n"
+
+
+def test_word_counts_come_from_the_rendered_text(alice_client, project):
+    ComparisonFactory(
+        project=project,
+        responses=[("m1", "Use `xs[::-1]`"), ("m2", "**Two** _words_ and a [link](https://e.x)")],
+    )
+    html = alice_client.get(URL).content.decode()
+    assert "2 words · 12 characters" in html  # "Use xs[::-1]", not the Markdown's 14
+    assert "5 words · 20 characters" in html  # "Two words and a link"
+
+
+def test_criteria_start_as_same_as_overall_with_a_key_each(alice_client, project):
+    Project.objects.filter(pk=project.pk).update(criteria=["helpfulness", "honesty"])
+    ComparisonFactory(project=project)
+    html = alice_client.get(URL).content.decode()
+    assert html.count('value="" checked> <kbd>0</kbd> Same as overall') == 2
+    assert 'data-key="A"' in html and 'data-key="F"' in html
+    assert "(C moves here" not in html
+
+
+def test_it_says_how_many_are_left_for_the_rater(alice_client, bob, project):
+    ComparisonFactory.create_batch(4, project=project)
+    assert "<strong>4</strong> left for you" in alice_client.get(URL).content.decode()
+
+
+def test_the_decision_bar_and_the_paused_state_come_first(alice_client, project):
+    ComparisonFactory(project=project)
+    html = alice_client.get(URL).content.decode()
+    # The choice, its strength and the submit live in the sticky bar (static/css: .decision-bar).
+    bar = html.split('id="decision-bar"', 1)[1].split("</form>", 1)[0]
+    assert 'name="choice"' in bar and 'type="submit"' in bar
+    assert 'id="lease-expired"' in bar  # the expired notice shows where the rater looks
+    Project.objects.filter(pk=project.pk).update(status=ProjectStatus.PAUSED)
+    Assignment.objects.update(status="skipped")
+    html = alice_client.get(URL).content.decode()
+    # Closed: the instructions no longer push the state below the fold (browser-tested too).
+    assert '<details class="instructions">' in html and "This project is paused" in html
+
+
+def test_the_favicon_is_linked_and_answered(alice_client, client, project):
+    ComparisonFactory(project=project)
+    html = alice_client.get(URL).content.decode()
+    assert re.search(r'<link rel="icon" href="/static/favicon[.\w]*svg"', html)
+    r = client.get("/favicon.ico")
+    assert r.status_code == 302 and r["Location"].endswith(".svg")
+
+
+def test_the_diff_view_is_computed_only_when_asked_for(alice_client, project):
+    ComparisonFactory(
+        project=project, responses=[("m1", "The cat sat."), ("m2", "The dog sat <b>down</b>.")]
+    )
+    html = alice_client.get(URL).content.decode()
+    assert "<mark>" not in html and 'href="/rate/demo-test/?diff=1"' in html
+    r = alice_client.get(URL + "?diff=1", HTTP_HX_REQUEST="true")
+    html = r.content.decode()
+    assert html.lstrip().startswith('<section id="panel"')
+    assert "The <mark>dog</mark> sat <mark>&lt;b&gt;down&lt;/b&gt;</mark>." in html
+    # Without JavaScript, the whole page with the diff shown.
+    html = alice_client.get(URL + "?diff=1").content.decode()
+    assert "<html" in html and "The <mark>cat</mark> sat." in html
+    assert 'class="md scroll rendered" tabindex="0" aria-label="Response 1 text" hidden' in html
+    assert 'aria-pressed="true"' in html and 'href="/rate/demo-test/"' in html
+
+
+def test_the_code_stylesheet_comes_with_code_only(alice_client, project):
+    ComparisonFactory(project=project, responses=[("m1", "plain"), ("m2", "text")])
+    assert "css/pygments" not in alice_client.get(URL).content.decode()
+    Assignment.objects.update(status="skipped")  # on to the next one
+    ComparisonFactory(project=project, responses=[("m1", "```python\nx = 1\n```"), ("m2", "No")])
+    html = alice_client.get(URL).content.decode()
+    assert "css/pygments" in html and "<pre" in html

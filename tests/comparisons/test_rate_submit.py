@@ -171,24 +171,29 @@ def test_a_rationale_over_the_cap_is_refused_with_its_count(alice_client, lease,
     assert not Judgment.objects.exists()
 
 
-def test_strength_and_criteria_are_required_and_stored_canonically(alice_client, lease, project):
+def test_strength_is_required_and_criteria_follow_the_choice_canonically(
+    alice_client, lease, project
+):
     Project.objects.filter(pk=project.pk).update(
-        use_strength=True, criteria=["helpfulness", "honesty"]
+        use_strength=True, criteria=["helpfulness", "honesty", "harmlessness"]
     )
     Assignment.objects.filter(pk=lease.pk).update(swapped=True)
     r = alice_client.post(_url(lease), {"choice": "1"}, **HTMX)
     html = r.content.decode()
     assert r.status_code == 422
-    assert "Say how much better" in html and "Answer every criterion: helpfulness, honesty" in html
+    assert "Say how much better" in html
+    assert 'id="criteria-errors"' not in html  # criteria left alone follow the choice
     r = alice_client.post(
         _url(lease),
-        {"choice": "1", "strength": "much", "criterion_0": "2", "criterion_1": "tie"},
+        # criterion_2 "" is "same as overall", as the page posts it by default.
+        {"choice": "1", "strength": "much", "criterion_0": "2", "criterion_1": "tie",
+         "criterion_2": ""},
         **HTMX,
-    )
+    )  # fmt: skip
     assert r.status_code == 200
     j = Judgment.objects.get()
     assert (j.choice, j.strength) == ("b", "much")
-    assert j.criteria == {"helpfulness": "a", "honesty": "tie"}
+    assert j.criteria == {"helpfulness": "a", "honesty": "tie", "harmlessness": "b"}
 
 
 def test_strength_is_dropped_for_a_tie(alice_client, lease, project):

@@ -223,3 +223,22 @@ def test_render_many_shares_rendered_html_between_processes_through_redis(settin
         assert other_worker.get(_cache_key(text), version=CACHE_VERSION) == str(html)
     finally:
         other_worker.delete(_cache_key(text), version=CACHE_VERSION)
+
+
+def test_plain_text_is_what_the_reader_sees():
+    from comparisons.rendering import plain_text
+
+    text = plain_text(render_markdown("# Hi\n\nUse `xs[::-1]` &amp; go.\n\n- one\n- two"))
+    assert text == "Hi\nUse xs[::-1] & go.\none\ntwo"
+
+
+def test_word_diff_marks_the_words_each_side_lacks_and_escapes_the_rest():
+    from comparisons.rendering import DIFF_MAX_WORDS, word_diff
+
+    left, right = word_diff("the cat sat on the mat.", 'the dog sat on the <b>mat</b> "now".')
+    assert str(left) == "the <mark>cat</mark> sat on the mat."
+    assert str(right) == (
+        'the <mark>dog</mark> sat on the <mark>&lt;b&gt;</mark>mat<mark>&lt;/b&gt; "now"</mark>.'
+    )
+    assert word_diff("same words", "same words") == ("same words", "same words")
+    assert word_diff("x " * (DIFF_MAX_WORDS + 1), "x") is None
