@@ -9,6 +9,7 @@
   var tiers = [];     // display numbers (1 = Response 1), best tier first
   var placed = [];    // the order in which they were placed, for Backspace
   var tieNext = false;
+  var form = null;    // the form the state belongs to: a swapped-in panel starts afresh
 
   function panel() { return document.getElementById("panel"); }
   function orderBox() { return document.getElementById("rank-order"); }
@@ -139,6 +140,7 @@
   // --- keyboard: before rate.js, which would otherwise take the digits and Enter ----------
   window.addEventListener("keydown", function (event) {
     if (!orderBox()) return;
+    fresh();
     var dialog = document.getElementById("shortcuts");
     if (dialog && dialog.open) return;
     var t = event.target;
@@ -208,8 +210,12 @@
   });
 
   // --- per panel ------------------------------------------------------------------------------
+  // Keys can arrive between an htmx swap and its settle event: check the form is still ours.
+  function fresh() { if (document.getElementById("judgment-form") !== form) init(); }
+
   function init() {
     if (!orderBox()) return;
+    form = document.getElementById("judgment-form");
     document.querySelectorAll(".rank-hint-keys").forEach(function (e) { e.hidden = false; });
     document.querySelectorAll(".rank-hint-nojs").forEach(function (e) { e.hidden = true; });
     document.querySelectorAll("#rank-grid .rank-card header").forEach(function (h) { h.draggable = true; });
