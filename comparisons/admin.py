@@ -259,6 +259,7 @@ class ProjectAdmin(admin.ModelAdmin):
             "Rating scheme",
             {
                 "fields": (
+                    "task_type",
                     "allow_tie",
                     "allow_both_bad",
                     "use_strength",
@@ -283,6 +284,13 @@ class ProjectAdmin(admin.ModelAdmin):
         ("People", {"fields": ("leads", "raters")}),
         ("History", {"classes": ("collapse",), "fields": readonly_fields}),
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Comparisons were imported (and judged) for one task type: 3-9 responses ranked, or
+        # two compared. Switching under them would leave leases and judgments of the other kind.
+        if obj is not None and obj.comparisons.exists():
+            return (*self.readonly_fields, "task_type")
+        return self.readonly_fields
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name in ("raters", "leads"):

@@ -32,6 +32,7 @@ def _form_data(project: Project, **overrides) -> dict:
         "description": project.description,
         "instructions": project.instructions,
         "status": project.status,
+        "task_type": project.task_type,
         "overlap": project.overlap,
         "lease_seconds": project.lease_seconds,
         "gold_rate": project.gold_rate,
@@ -204,3 +205,26 @@ def test_a_good_scheme_saves_and_the_rating_page_shows_it(client, lead, alice, p
     page = client.get(f"/rate/{project.slug}/")
     assert page.status_code == 200
     assert b"Helpfulness" in page.content and b"Honesty" in page.content
+
+
+def test_a_lead_creates_a_ranking_project(client, lead):
+    client.force_login(lead)
+    new = Project(slug="ranked", name="Ranked", task_type="ranking")
+    r = client.post(f"{CHANGELIST}add/", _form_data(new, leads=[], raters=[]))
+    assert r.status_code == 302
+    assert Project.objects.get(slug="ranked").is_ranking
+
+
+def test_the_task_type_cannot_change_once_comparisons_exist(client, lead, project):
+    client.force_login(lead)
+    r = client.post(f"{CHANGELIST}{project.pk}/change/", _form_data(project, task_type="ranking"))
+    assert r.status_code == 302
+    project.refresh_from_db()
+    assert project.is_ranking  # no comparisons yet: free to change
+    ComparisonFactory(project=project)
+    r = client.post(f"{CHANGELIST}{project.pk}/change/", _form_data(project, task_type="pairwise"))
+    assert r.status_code == 302
+    project.refresh_from_db()
+    assert project.is_ranking  # read-only now: the posted value is ignored
+    page = client.get(f"{CHANGELIST}{project.pk}/change/").content.decode()
+    assert 'name="task_type"' not in page
