@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import pytest
@@ -190,3 +191,44 @@ def test_the_database_refuses_a_ranking_with_a_both_bad_choice():
         Judgment.objects.filter(pk=judgment.pk).update(choice="both_bad")
     with pytest.raises(IntegrityError), transaction.atomic():
         Judgment.objects.filter(pk=judgment.pk).update(ranking={"a": 1})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_submit_rankings_of_one_lease_record_one_judgment():
+    from tests.comparisons.test_queue_concurrency import _race
+
+    project, (alice, *_) = ranking_project()
+    comparison = ranked_comparison(project)
+    lease = queue.next_assignment(alice, project)
+    answer = [["d"], ["c", "b"], ["a"]]
+    results, errors = _race(8, lambda: queue.submit_ranking(lease, ranking=answer).pk)
+    assert errors == []
+    assert len(set(results)) == 1
+    assert Judgment.objects.get().ranking == [["d"], ["b", "c"], ["a"]]
+    comparison.refresh_from_db()
+    assert comparison.judged_count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_raters_racing_for_one_comparison_get_distinct_rows_of_the_square():
+    from tests.comparisons.test_queue_concurrency import _race
+
+    project, raters = ranking_project(overlap=4, raters=6)
+    comparison = ranked_comparison(project)
+    pending = list(raters)
+    lock = threading.Lock()
+
+    def take():
+        with lock:
+            rater = pending.pop()
+        lease = queue.next_assignment(rater, project)
+        return None if lease is None else tuple(lease.shown_order)
+
+    results, errors = _race(6, take)
+    assert errors == []
+    orders = [r for r in results if r is not None]
+    assert len(orders) == 4  # the overlap: two raters find nothing
+    for position in range(4):
+        assert len({o[position] for o in orders}) == 4
+    comparison.refresh_from_db()
+    assert (comparison.open_slots, comparison.lease_count) == (0, 4)
