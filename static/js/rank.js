@@ -109,7 +109,9 @@
       t.appendChild(el("span", "tier-place", ordinal(i + 1)));
       tier.forEach(function (n, j) {
         if (j) t.appendChild(el("span", "tie-sign", "="));
-        var chip = el("span", "chip", "Response " + n);
+        var chip = el("span", "chip");
+        chip.appendChild(el("span", "chip-word", "Response "));  // hidden on phones
+        chip.appendChild(document.createTextNode(String(n)));
         chip.dataset.n = String(n);
         chip.draggable = true;
         t.appendChild(chip);
