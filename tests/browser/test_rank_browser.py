@@ -37,6 +37,11 @@ def _order_text(page) -> str:
 def test_a_rater_ranks_four_responses_with_the_keyboard_alone_tying_two(
     live_server, page, ranking_project, alice
 ):
+    # CSP violations (an inline style set by script, say) are collected in the page.
+    page.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+        " e => window.__csp.push(e.effectiveDirective + ' ' + e.blockedURI));"
+    )
     log_in(page, live_server.url, "alice@example.com", URL)
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -78,6 +83,7 @@ def test_a_rater_ranks_four_responses_with_the_keyboard_alone_tying_two(
     page.keyboard.press("1")
     assert _order_text(page) == "1st Response 1"
     assert errors == []
+    assert page.evaluate("window.__csp") == []
 
 
 def test_drag_and_drop_builds_the_order_too(live_server, page, ranking_project, alice):
