@@ -38,6 +38,7 @@ DEFINITIONS = {
     "other way) / num_judgments; rankings that tie the pair add 0 but count in num_judgments",
     "ranked_majority": "a pair is decided when more rankings put one response above the other "
     "than the reverse; unanimous: every ranking does; all: each ranking's own pairs, one row each",
+    "ranked_rows_dropped": "min_agreement counts pairs; every other reason counts comparisons",
 }
 
 

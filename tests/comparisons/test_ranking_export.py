@@ -111,6 +111,22 @@ def test_unanimous_keeps_only_pairs_every_ranking_agrees_on(ranked, tmp_path):
     assert [(r["id"], r["agreement"]) for r in rows] == [("r2/a>c", 1.0), ("r2/b>c", 1.0)]
 
 
+def test_aggregation_all_writes_each_rankings_own_pairs(ranked, tmp_path):
+    path = tmp_path / "trl.jsonl"
+    export_preferences(ranked, "trl", path, aggregation="all")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    r1 = [r for r in rows if r["group_id"] == "r1"]
+    assert len(r1) == 3 * 6
+    minority = [r for r in r1 if r["chosen_model"] == "model-d"]
+    assert len(minority) == 3  # d over a, b and c, from the one reversed ranking
+    assert {(r["agreement"], r["margin"]) for r in minority} == {(0.333333, -0.333333)}
+    # The reversed ranking's rows keep the aggregated places: d is 4th, whoever it beat.
+    assert {r["chosen_rank"] for r in minority} == {4}
+    # r2: the a=b tie decides no pair of its own; a>b and b>a once each.
+    r2 = sorted(r["id"] for r in rows if r["group_id"] == "r2")
+    assert r2 == ["r2/a>b", "r2/a>c", "r2/a>c", "r2/a>c", "r2/b>a", "r2/b>c", "r2/b>c", "r2/b>c"]
+
+
 def test_min_agreement_filters_pairs(ranked, tmp_path):
     path = tmp_path / "trl.jsonl"
     manifest = export_preferences(ranked, "trl", path, min_agreement=0.7)
