@@ -181,3 +181,43 @@ def test_the_rankings_format_is_refused_for_a_pairwise_project(project, tmp_path
     with pytest.raises(ExportError, match="needs a ranking project"):
         export_preferences(project, "rankings", path)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_command_writes_rankings_and_refuses_them_for_a_pairwise_project(
+    ranked, project, tmp_path
+):
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "r.jsonl"
+    call_command("export_preferences", "ranked", "--format", "rankings", "--output", str(path))
+    assert len(path.read_text().splitlines()) == 6
+    manifest = json.loads((tmp_path / "r.jsonl.manifest.json").read_text())
+    assert manifest["format"] == "rankings"
+    with pytest.raises(CommandError, match="needs a ranking project"):
+        call_command(
+            "export_preferences", project.slug, "--format", "rankings", "--output", str(path)
+        )
+    assert len(path.read_text().splitlines()) == 6  # the earlier file is untouched
+
+
+def test_an_export_job_of_a_ranking_project_succeeds_through_the_worker_path(
+    ranked, lead, settings, tmp_path
+):
+    from comparisons.exports import create_export_job, run_export_job
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    job = create_export_job(project=ranked, format="trl-parquet", requested_by=lead, options={})
+    run_export_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    assert job.row_count == 8
+    assert job.manifest["ranking"]["aggregation_method"] == "copeland"
+
+
+def test_a_rankings_job_for_a_pairwise_project_is_refused_up_front(project, lead):
+    from comparisons.exports import create_export_job
+    from comparisons.models import ExportJob
+
+    with pytest.raises(ExportError, match="needs a ranking project"):
+        create_export_job(project=project, format="rankings", requested_by=lead)
+    assert not ExportJob.objects.exists()
