@@ -76,7 +76,7 @@
   function placeNext(n) {
     if (tierOf(n) >= 0) { say("Response " + n + " already has a place; Backspace takes the last one back."); return; }
     put(n, tieNext && tiers.length ? tiers.length - 1 : null);
-    say(complete() ? "Every response has a place: Enter submits." : "");
+    if (complete()) say("Every response has a place: Enter submits.");
   }
 
   function undo() {
@@ -88,7 +88,12 @@
     say("Response " + n + " taken back.");
   }
 
-  function changed() { writeSelects(); render(); }
+  // A change of the order makes any earlier message stale: back to the count of what is left.
+  function changed() { writeSelects(); clearMessage(); render(); }
+  function clearMessage() {
+    var status = document.getElementById("rank-status");
+    if (status) status.dataset.message = "";
+  }
 
   // --- drawing ---------------------------------------------------------------------------
   function el(tag, cls, text) {
@@ -169,7 +174,10 @@
   // --- the selects (mouse, or no keyboard shortcuts) ---------------------------------------
   document.addEventListener("change", function (event) {
     if (event.target && event.target.matches && event.target.matches("select.rank-select")) {
+      // The menus keep the places as picked (4th before anything else is placed stays 4th);
+      // the bar shows the order they make.
       readSelects();
+      clearMessage();
       render();
     }
   });

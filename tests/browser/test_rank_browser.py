@@ -116,3 +116,18 @@ def test_without_javascript_the_place_menus_rank(live_server, make_page, ranking
     page.wait_for_url(f"{live_server.url}{URL}")
     judgment = Judgment.objects.get(assignment=lease)
     assert judgment.ranking == [[shown[1]], sorted([shown[2], shown[3]]), [shown[0]]]
+
+
+def test_the_place_menus_drive_the_bar_with_javascript_too(
+    live_server, page, ranking_project, alice
+):
+    log_in(page, live_server.url, "alice@example.com", URL)
+    page.wait_for_selector(".rank-hint-keys:not([hidden])")
+    page.select_option("#id_rank_3", "4")  # kept as picked, not renumbered
+    assert page.input_value("#id_rank_3") == "4"
+    assert _order_text(page) == "1st Response 3"
+    page.keyboard.press("Enter")
+    assert "Place every response first (3 left)" in page.inner_text("#rank-status")
+    page.select_option("#id_rank_1", "1")
+    assert _order_text(page) == "1st Response 1 2nd Response 3"
+    assert page.inner_text("#rank-status") == "2 of 4 still to place"  # the stale message went
