@@ -155,6 +155,7 @@ class RankingForm(JudgmentForm):
         self.criteria = []
         self.count = count
         self.unranked: list[int] = []
+        self.ranking_errors: list[str] = []
         for n in range(1, count + 1):
             self.fields[f"rank_{n}"] = forms.CharField(required=False)
 
@@ -186,8 +187,6 @@ class RankingForm(JudgmentForm):
         self.ranking_errors = messages.pop("ranking", [])
         if messages:
             super().add_answer_errors(ValidationError(messages))
-
-    ranking_errors: list[str] = []
 
     def rank_options(self) -> list[dict]:
         return [{"value": str(n), "label": ordinal(n)} for n in range(1, self.count + 1)]
