@@ -206,17 +206,25 @@ def export_projects(modeladmin, request, queryset):
     if "apply" in request.POST:
         form = ExportForm(request.POST)
         if form.is_valid():
-            with transaction.atomic():
-                for project in projects:
-                    job = create_export_job(
-                        project=project,
-                        format=form.cleaned_data["format"],
-                        requested_by=request.user,
-                        options=form.export_options(),
-                    )
-                    transaction.on_commit(partial(send_export, job.pk))
-            modeladmin.message_user(request, f"Queued {len(projects)} export(s).", messages.SUCCESS)
-            return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
+            try:
+                with transaction.atomic():
+                    for project in projects:
+                        job = create_export_job(
+                            project=project,
+                            format=form.cleaned_data["format"],
+                            requested_by=request.user,
+                            options=form.export_options(),
+                        )
+                        transaction.on_commit(partial(send_export, job.pk))
+            except ExportError as exc:
+                # A format one of the projects cannot have (rankings of a pairwise project):
+                # no job for any of them, and the form says why.
+                form.add_error("format", f"{project.name}: {exc}")
+            else:
+                modeladmin.message_user(
+                    request, f"Queued {len(projects)} export(s).", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
     else:
         form = ExportForm()
     context = {

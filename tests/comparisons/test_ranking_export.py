@@ -221,3 +221,28 @@ def test_a_rankings_job_for_a_pairwise_project_is_refused_up_front(project, lead
     with pytest.raises(ExportError, match="needs a ranking project"):
         create_export_job(project=project, format="rankings", requested_by=lead)
     assert not ExportJob.objects.exists()
+
+
+def test_the_admin_action_refuses_rankings_when_one_project_is_pairwise(
+    client, lead, project, ranked, settings, tmp_path
+):
+    from django.urls import reverse
+
+    from comparisons.models import ExportJob
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    ranked.leads.add(lead)
+    client.force_login(lead)
+    response = client.post(
+        reverse("admin:comparisons_project_changelist"),
+        {
+            "action": "export_projects",
+            "_selected_action": [ranked.pk, project.pk],
+            "apply": "1",
+            "format": "rankings",
+            "aggregation": "majority",
+        },
+    )
+    assert response.status_code == 200
+    assert b"needs a ranking project" in response.content
+    assert not ExportJob.objects.exists()  # none for the ranking project either
