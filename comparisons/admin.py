@@ -213,17 +213,25 @@ def export_projects(modeladmin, request, queryset):
     if "apply" in request.POST:
         form = ExportForm(request.POST)
         if form.is_valid():
-            with transaction.atomic():
-                for project in projects:
-                    job = create_export_job(
-                        project=project,
-                        format=form.cleaned_data["format"],
-                        requested_by=request.user,
-                        options=form.export_options(),
-                    )
-                    transaction.on_commit(partial(send_export, job.pk))
-            modeladmin.message_user(request, f"Queued {len(projects)} export(s).", messages.SUCCESS)
-            return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
+            try:
+                with transaction.atomic():
+                    for project in projects:
+                        job = create_export_job(
+                            project=project,
+                            format=form.cleaned_data["format"],
+                            requested_by=request.user,
+                            options=form.export_options(),
+                        )
+                        transaction.on_commit(partial(send_export, job.pk))
+            except ExportError as exc:
+                # A format one of the projects cannot have (rankings of a pairwise project):
+                # no job for any of them, and the form says why.
+                form.add_error("format", f"{project.name}: {exc}")
+            else:
+                modeladmin.message_user(
+                    request, f"Queued {len(projects)} export(s).", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
     else:
         form = ExportForm()
     context = {
@@ -286,6 +294,7 @@ class ProjectAdmin(admin.ModelAdmin):
             "Rating scheme",
             {
                 "fields": (
+                    "task_type",
                     "allow_tie",
                     "allow_both_bad",
                     "use_strength",
@@ -324,6 +333,13 @@ class ProjectAdmin(admin.ModelAdmin):
         ("People", {"fields": ("leads", "raters", "reviewers")}),
         ("History", {"classes": ("collapse",), "fields": readonly_fields}),
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Comparisons were imported (and judged) for one task type: 3-9 responses ranked, or
+        # two compared. Switching under them would leave leases and judgments of the other kind.
+        if obj is not None and obj.comparisons.exists():
+            return (*self.readonly_fields, "task_type")
+        return self.readonly_fields
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name in ("raters", "leads", "reviewers"):
