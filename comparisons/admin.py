@@ -871,8 +871,34 @@ class AssignmentAdmin(ReadOnlyAdmin):
 # --- exports ------------------------------------------------------------------------------
 
 
+class JobAdmin(ReadOnlyAdmin):
+    """Export and import jobs: the lead's projects' only, a status cell that polls (htmx), and
+    only superusers delete one, with its file."""
+
+    class Media:
+        js = ("django_htmx/htmx-2.min.js",)
+
+    def discard_file(self, job) -> None:
+        raise NotImplementedError
+
+    def get_queryset(self, request):
+        return _scope_to_visible_projects(request, super().get_queryset(request))
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def delete_model(self, request, obj):
+        self.discard_file(obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            self.discard_file(job)
+        super().delete_queryset(request, queryset)
+
+
 @admin.register(ExportJob)
-class ExportJobAdmin(ReadOnlyAdmin):
+class ExportJobAdmin(JobAdmin):
     list_display = (
         "id",
         "project",
@@ -902,23 +928,8 @@ class ExportJobAdmin(ReadOnlyAdmin):
     )
     fields = readonly_fields
 
-    class Media:
-        js = ("django_htmx/htmx-2.min.js",)
-
-    def get_queryset(self, request):
-        return _scope_to_visible_projects(request, super().get_queryset(request))
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def delete_model(self, request, obj):
-        obj.file.delete(save=False)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for job in queryset:
-            job.file.delete(save=False)
-        super().delete_queryset(request, queryset)
+    def discard_file(self, job: ExportJob) -> None:
+        job.file.delete(save=False)
 
     @admin.display(description="Status")
     def progress_cell(self, obj: ExportJob) -> str:
@@ -945,7 +956,7 @@ class ExportJobAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(ReadOnlyAdmin):
+class ImportJobAdmin(JobAdmin):
     change_form_template = "admin/comparisons/importjob/change_form.html"
     list_display = ("number", "project", "filename", "status_cell", "created_at_short")
     list_select_related = ("project",)
@@ -962,23 +973,8 @@ class ImportJobAdmin(ReadOnlyAdmin):
     )  # the status below the fields shows the times, which change while the page is open
     fields = readonly_fields
 
-    class Media:
-        js = ("django_htmx/htmx-2.min.js",)
-
-    def get_queryset(self, request):
-        return _scope_to_visible_projects(request, super().get_queryset(request))
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def delete_model(self, request, obj):
-        discard_import_upload(obj)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for job in queryset:
-            discard_import_upload(job)
-        super().delete_queryset(request, queryset)
+    def discard_file(self, job: ImportJob) -> None:
+        discard_import_upload(job)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, object_id)  # scoped: None for someone else's job
