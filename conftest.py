@@ -164,3 +164,14 @@ def django_assert_max_data_queries():
             pytest.fail(f"Expected {budget} data queries or less, {len(queries)} done:\n{sqls}")
 
     return assert_max
+
+
+@pytest.fixture
+def one_judgment_completes(request):
+    """For tests about export files, not about which comparisons are complete (that is
+    test_export_complete.py): with overlap 1 every judged comparison of `project` is complete,
+    so the default export (complete comparisons only) has it."""
+    if "project" in request.fixturenames:
+        project = request.getfixturevalue("project")
+        type(project).objects.filter(pk=project.pk).update(overlap=1)
+        project.overlap = 1

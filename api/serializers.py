@@ -8,7 +8,17 @@ from rest_framework import serializers
 
 from api.models import Webhook, WebhookEvent
 from api.webhooks import check_webhook_url
-from comparisons.models import Comparison, ExportFormat, ExportJob, ImportJob, JobStatus, Project
+from comparisons.models import (
+    RANKING_NEEDS_FIXED,
+    Comparison,
+    ExportFormat,
+    ExportJob,
+    ImportJob,
+    JobStatus,
+    OverlapPolicy,
+    Project,
+    TaskType,
+)
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -45,6 +55,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "description",
             "instructions",
             "status",
+            "task_type",
             "overlap_policy",
             "overlap",
             "min_overlap",
@@ -90,6 +101,10 @@ class ProjectSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 {"max_overlap": ["Must be at least the minimum overlap (1 ≤ min ≤ max)."]}
             )
+        task_type = attrs.get("task_type", getattr(self.instance, "task_type", TaskType.PAIRWISE))
+        policy = attrs.get("overlap_policy", getattr(self.instance, "overlap_policy", None))
+        if task_type == TaskType.RANKING and policy == OverlapPolicy.ADAPTIVE:
+            raise serializers.ValidationError({"overlap_policy": [RANKING_NEEDS_FIXED]})
         return attrs
 
     def validate_reviewers(self, emails: list[str]) -> list:
@@ -115,6 +130,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = super().get_fields()
         if self.instance is not None:
             fields["slug"].read_only = True  # URLs and scripts use it: fixed once created
+            fields["task_type"].read_only = True  # its comparisons were imported for it
         return fields
 
 

@@ -213,17 +213,25 @@ def export_projects(modeladmin, request, queryset):
     if "apply" in request.POST:
         form = ExportForm(request.POST)
         if form.is_valid():
-            with transaction.atomic():
-                for project in projects:
-                    job = create_export_job(
-                        project=project,
-                        format=form.cleaned_data["format"],
-                        requested_by=request.user,
-                        options=form.export_options(),
-                    )
-                    transaction.on_commit(partial(send_export, job.pk))
-            modeladmin.message_user(request, f"Queued {len(projects)} export(s).", messages.SUCCESS)
-            return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
+            try:
+                with transaction.atomic():
+                    for project in projects:
+                        job = create_export_job(
+                            project=project,
+                            format=form.cleaned_data["format"],
+                            requested_by=request.user,
+                            options=form.export_options(),
+                        )
+                        transaction.on_commit(partial(send_export, job.pk))
+            except ExportError as exc:
+                # A format one of the projects cannot have (rankings of a pairwise project):
+                # no job for any of them, and the form says why.
+                form.add_error("format", f"{project.name}: {exc}")
+            else:
+                modeladmin.message_user(
+                    request, f"Queued {len(projects)} export(s).", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:comparisons_exportjob_changelist"))
     else:
         form = ExportForm()
     context = {
@@ -286,6 +294,7 @@ class ProjectAdmin(admin.ModelAdmin):
             "Rating scheme",
             {
                 "fields": (
+                    "task_type",
                     "allow_tie",
                     "allow_both_bad",
                     "use_strength",
@@ -324,6 +333,13 @@ class ProjectAdmin(admin.ModelAdmin):
         ("People", {"fields": ("leads", "raters", "reviewers")}),
         ("History", {"classes": ("collapse",), "fields": readonly_fields}),
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Comparisons were imported (and judged) for one task type: 3-9 responses ranked, or
+        # two compared. Switching under them would leave leases and judgments of the other kind.
+        if obj is not None and obj.comparisons.exists():
+            return (*self.readonly_fields, "task_type")
+        return self.readonly_fields
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name in ("raters", "leads", "reviewers"):
@@ -855,8 +871,34 @@ class AssignmentAdmin(ReadOnlyAdmin):
 # --- exports ------------------------------------------------------------------------------
 
 
+class JobAdmin(ReadOnlyAdmin):
+    """Export and import jobs: the lead's projects' only, a status cell that polls (htmx), and
+    only superusers delete one, with its file."""
+
+    class Media:
+        js = ("django_htmx/htmx-2.min.js",)
+
+    def discard_file(self, job) -> None:
+        raise NotImplementedError
+
+    def get_queryset(self, request):
+        return _scope_to_visible_projects(request, super().get_queryset(request))
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def delete_model(self, request, obj):
+        self.discard_file(obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            self.discard_file(job)
+        super().delete_queryset(request, queryset)
+
+
 @admin.register(ExportJob)
-class ExportJobAdmin(ReadOnlyAdmin):
+class ExportJobAdmin(JobAdmin):
     list_display = (
         "id",
         "project",
@@ -886,23 +928,8 @@ class ExportJobAdmin(ReadOnlyAdmin):
     )
     fields = readonly_fields
 
-    class Media:
-        js = ("django_htmx/htmx-2.min.js",)
-
-    def get_queryset(self, request):
-        return _scope_to_visible_projects(request, super().get_queryset(request))
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def delete_model(self, request, obj):
-        obj.file.delete(save=False)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for job in queryset:
-            job.file.delete(save=False)
-        super().delete_queryset(request, queryset)
+    def discard_file(self, job: ExportJob) -> None:
+        job.file.delete(save=False)
 
     @admin.display(description="Status")
     def progress_cell(self, obj: ExportJob) -> str:
@@ -929,7 +956,7 @@ class ExportJobAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(ReadOnlyAdmin):
+class ImportJobAdmin(JobAdmin):
     change_form_template = "admin/comparisons/importjob/change_form.html"
     list_display = ("number", "project", "filename", "status_cell", "created_at_short")
     list_select_related = ("project",)
@@ -946,23 +973,8 @@ class ImportJobAdmin(ReadOnlyAdmin):
     )  # the status below the fields shows the times, which change while the page is open
     fields = readonly_fields
 
-    class Media:
-        js = ("django_htmx/htmx-2.min.js",)
-
-    def get_queryset(self, request):
-        return _scope_to_visible_projects(request, super().get_queryset(request))
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def delete_model(self, request, obj):
-        discard_import_upload(obj)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for job in queryset:
-            discard_import_upload(job)
-        super().delete_queryset(request, queryset)
+    def discard_file(self, job: ImportJob) -> None:
+        discard_import_upload(job)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, object_id)  # scoped: None for someone else's job

@@ -11,6 +11,7 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from comparisons.models import Assignment, Flag, Judgment, Project, RationaleMode, Strength
+from comparisons.ranking import tiers_from_ranks
 
 ON_SCREEN = {"a": "1", "b": "2", "tie": "tie", "both_bad": "both_bad"}
 # Short: the choices sit in the decision bar under "Which response is better?", four to a row
@@ -165,3 +166,62 @@ class JudgmentForm(forms.Form):
              "key": CRITERION_REACH_KEYS[i]}
             for i, (key, name) in enumerate(self.criteria)
         ]  # fmt: skip
+
+
+def ordinal(n: int) -> str:
+    return f"{n}{'st' if n == 1 else 'nd' if n == 2 else 'rd' if n == 3 else 'th'}"
+
+
+class RankingForm(JudgmentForm):
+    """The ranking page's form, in screen terms: `rank_<n>` is the place given to the n-th
+    response shown (1 is best; equal places tie), plus the rationale and flags of the pairwise
+    form. Without JavaScript the rater picks the places; static/js/rank.js fills them in from
+    the keyboard or drag-and-drop. `answer()` maps them to canonical tiers for submit_ranking."""
+
+    def __init__(self, *args, project: Project, count: int, **kwargs):
+        super().__init__(*args, project=project, **kwargs)
+        for name in ("choice", "strength"):
+            self.fields.pop(name, None)
+        for key, _ in self.criteria:
+            del self.fields[key]
+        self.criteria = []
+        self.count = count
+        self.unranked: list[int] = []
+        self.ranking_errors: list[str] = []
+        for n in range(1, count + 1):
+            self.fields[f"rank_{n}"] = forms.CharField(required=False)
+
+    def answer(self, assignment: Assignment) -> dict:
+        """The post as submit_ranking takes it (call after is_valid); `unranked` lists the
+        shown responses without a valid place."""
+        data = self.cleaned_data
+        shown = assignment.display_order
+        places: dict[str, int] = {}
+        self.unranked = []
+        for n, key in enumerate(shown, start=1):
+            value = data.get(f"rank_{n}", "")
+            if value.isdigit() and 1 <= int(value) <= len(shown):
+                places[key] = int(value)
+            else:
+                self.unranked.append(n)
+        return {
+            "ranking": tiers_from_ranks(places) if places else [],
+            "rationale": data.get("rationale", ""),
+            "flags": data.get("flags", []),
+        }
+
+    def add_answer_errors(self, exc: ValidationError) -> None:
+        messages = exc.message_dict.copy()
+        if "ranking" in messages and self.unranked:
+            # The queue names canonical keys the rater never saw: say it in screen terms.
+            names = ", ".join(f"Response {n}" for n in self.unranked)
+            messages["ranking"] = [f"Give every response a place ({names}: none yet)."]
+        self.ranking_errors = messages.pop("ranking", [])
+        if messages:
+            super().add_answer_errors(ValidationError(messages))
+
+    def rank_options(self) -> list[dict]:
+        return [{"value": str(n), "label": ordinal(n)} for n in range(1, self.count + 1)]
+
+    def rank_value(self, n: int) -> str:
+        return str(self[f"rank_{n}"].value() or "")

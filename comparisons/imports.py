@@ -10,6 +10,10 @@ A line (DESIGN.md's contract, plus `priority`):
      "gold": {"choice": "a"}}                         # optional: a, b, tie or both_bad,
                                                       # and an optional "explanation" (text)
 
+A ranking project (task_type "ranking") needs 3 to 9 responses on every line, and its gold is
+a ranking of them, best first, over the keys a, b, c, … in import order:
+     "gold": {"ranking": [["c"], ["a", "b"], ["d"]]}
+
 Rules beyond the contract, chosen so that what is imported is what training code expects:
 - `external_id` is a non-empty string of at most 200 characters (an integer is accepted and
   stored as its decimal text). It must be unique in the file and new to the project, unless
@@ -65,7 +69,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from comparisons import sql
+from comparisons import ranking, sql
 from comparisons.models import Choice, Comparison, ImportJob, JobStatus, Project, Response
 
 logger = logging.getLogger(__name__)
@@ -122,6 +126,7 @@ class _Record:
     priority: int
     gold_choice: str | None
     gold_explanation: str = ""
+    gold_ranking: list[list[str]] | None = None
 
 
 class _Invalid(Exception):
@@ -176,6 +181,7 @@ def import_comparisons(
                     "allow_tie",
                     "allow_both_bad",
                     "gold_rate",
+                    "task_type",
                 )
                 .get(pk=project.pk)
             )
@@ -309,15 +315,28 @@ class _Importer:
         responses = self.check(problems, self._responses, data.get("responses"))
         metadata = self.check(problems, self._metadata, data.get("metadata"))
         priority = self.check(problems, _priority, data.get("priority"))
-        gold = self.check(problems, self._gold, data.get("gold"))
+        if self.project.is_ranking:
+            gold_ranking = self.check(problems, self._gold_ranking(responses), data.get("gold"))
+            gold = None if gold_ranking is None else ranking.pair_choice(gold_ranking)
+        else:
+            gold_ranking, gold = None, self.check(problems, self._gold, data.get("gold"))
 
         if problems:
             raise _Invalid("; ".join(problems))
-        if len(responses) > 2:
-            self.extra_response_lines.append(number)
-        choice, explanation = gold or (None, "")
+        if len(responses) > 2 and not self.project.is_ranking:
+            self.extra_response_lines.append(number)  # a pairwise project compares two
+        # A ranking's gold is its tiers (gold: their verdict on a against b), with no explanation.
+        choice, explanation = (gold, "") if self.project.is_ranking else (gold or (None, ""))
         return _Record(
-            number, external_id, prompt, responses, metadata, priority, choice, explanation
+            number,
+            external_id,
+            prompt,
+            responses,
+            metadata,
+            priority,
+            choice,
+            explanation,
+            gold_ranking,
         )
 
     @staticmethod
@@ -389,6 +408,13 @@ class _Importer:
             if len(model) > MAX_ID_CHARS:
                 raise _Invalid(f"{where}.model: longer than {MAX_ID_CHARS} characters")
             responses.append((model, self._text(f"{where}.content", response.get("content"))))
+        if self.project.is_ranking and not (
+            ranking.MIN_RESPONSES <= len(responses) <= ranking.MAX_RESPONSES
+        ):
+            raise _Invalid(
+                f"responses: a ranking project needs {ranking.MIN_RESPONSES} to "
+                f"{ranking.MAX_RESPONSES} responses (got {len(responses)})"
+            )
         return responses
 
     def _metadata(self, value: Any) -> dict[str, Any]:
@@ -436,6 +462,29 @@ class _Importer:
             raise _Invalid(f"gold.choice: {choice!r} is not a choice this project allows")
         return choice, explanation
 
+    def _gold_ranking(self, responses: list[tuple[str, str]] | None):
+        """The validator of a ranking project's gold: tiers over these responses' keys."""
+
+        def validate(value: Any) -> list[list[str]] | None:
+            if value is None:
+                return None
+            example = '{"ranking": [["c"], ["a", "b"], ["d"]]}'
+            if not isinstance(value, dict) or "ranking" not in value:
+                raise _Invalid(f"gold: must be an object like {example} in a ranking project")
+            _no_extra_keys("gold", value, ("ranking",))
+            if responses is None:
+                return None  # the line is already bad for its responses
+            try:
+                return ranking.check_tiers(
+                    value["ranking"],
+                    ranking.keys_for(len(responses)),
+                    allow_ties=self.project.allow_tie,
+                )
+            except ranking.RankingError as exc:
+                raise _Invalid(f"gold.ranking: {exc}") from None
+
+        return validate
+
     def flush(self) -> None:
         batch, errors = self.batch, self.batch_errors
         self.batch, self.batch_errors = [], []
@@ -478,6 +527,7 @@ class _Importer:
                 priority=r.priority,
                 gold_choice=r.gold_choice,
                 gold_explanation=r.gold_explanation,
+                gold_ranking=r.gold_ranking,
                 # Gold comparisons are served by the gold rate, never by the open-slot pick.
                 open_slots=0 if r.gold_choice else self.initial_slots,
             )

@@ -151,10 +151,26 @@ class ProjectQuerySet(models.QuerySet):
         return self.filter(who)
 
 
+class TaskType(models.TextChoices):
+    """What raters do with a comparison: pick from its first two responses, or rank them all."""
+
+    PAIRWISE = "pairwise", "Pairwise (the first two responses)"
+    RANKING = "ranking", "Ranking (all 3 to 9 responses, best first)"
+
+
+def json_array_or_null(field: str) -> Q:
+    """A nullable JSONField holding SQL NULL or a JSON array."""
+    return Q(**{f"{field}__isnull": True}) | models.lookups.Exact(JSONTypeOf(field), "array")
+
+
 class ProjectStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PAUSED = "paused", "Paused"
     ARCHIVED = "archived", "Archived"
+
+
+# The adaptive rule decides on one choice (a, b, tie, both bad); a ranking has no such choice.
+RANKING_NEEDS_FIXED = "A ranking project uses the fixed overlap policy."
 
 
 class OverlapPolicy(models.TextChoices):
@@ -176,6 +192,12 @@ class Project(models.Model):
     )
     instructions = models.TextField(blank=True, help_text="Markdown shown above the rating form.")
     status = models.CharField(max_length=16, choices=ProjectStatus, default=ProjectStatus.ACTIVE)
+    task_type = models.CharField(
+        max_length=16,
+        choices=TaskType,
+        default=TaskType.PAIRWISE,
+        help_text="Ranking projects need 3 to 9 responses on every comparison.",
+    )
 
     overlap_policy = models.CharField(
         max_length=16, choices=OverlapPolicy, default=OverlapPolicy.FIXED
@@ -302,6 +324,9 @@ class Project(models.Model):
             models.CheckConstraint(
                 condition=Q(rationale__in=RationaleMode.values), name="project_rationale_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(task_type__in=TaskType.values), name="project_task_type_valid"
+            ),
             # The rest of validate_criteria needs Python; the database at least keeps a list.
             models.CheckConstraint(
                 condition=models.lookups.Exact(JSONTypeOf("criteria"), "array"),
@@ -336,6 +361,8 @@ class Project(models.Model):
             raise ValidationError(
                 {"max_overlap": "Must be at least the minimum overlap (1 ≤ min ≤ max)."}
             )
+        if self.task_type == TaskType.RANKING and self.overlap_policy == OverlapPolicy.ADAPTIVE:
+            raise ValidationError({"overlap_policy": RANKING_NEEDS_FIXED})
 
     def overlap_bounds(self) -> tuple[int, int]:
         """(minimum, maximum) counted judgments per comparison for comparisons.overlap's rule:
@@ -354,6 +381,10 @@ class Project(models.Model):
     def max_judgments(self) -> int:
         """The most counted judgments a comparison may get under the policy."""
         return self.overlap_bounds()[1]
+
+    @property
+    def is_ranking(self) -> bool:
+        return self.task_type == TaskType.RANKING
 
     def allowed_choices(self) -> list[str]:
         choices = [Choice.A.value, Choice.B.value]
@@ -436,6 +467,10 @@ class Comparison(models.Model):
     review_requested_at = models.DateTimeField(
         null=True, blank=True, help_text="When a lead last sent it to review by hand."
     )
+    # A ranking project's gold answer, as tiers (comparisons.ranking). gold_choice then holds
+    # its verdict on a against b, so whatever tells gold apart (the queue's pick, gold turns)
+    # works unchanged for both task types.
+    gold_ranking = models.JSONField(null=True, blank=True)
 
     open_slots = models.IntegerField(default=0)
     judged_count = models.IntegerField(default=0)
@@ -458,6 +493,11 @@ class Comparison(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(judged_count__gte=0), name="comparison_judged_count_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_ranking__isnull=True)
+                | (Q(gold_choice__in=["a", "b", "tie"]) & json_array_or_null("gold_ranking")),
+                name="comparison_gold_ranking_valid",
             ),
         ]
         indexes = [
@@ -533,6 +573,9 @@ class Assignment(models.Model):
     swapped = models.BooleanField(
         default=False, help_text="Shown as B then A (Response 1 is canonical B)."
     )
+    # Ranking projects: the response keys in the order shown (comparisons.ranking.display_order);
+    # swapped then says whether b came before a. Empty for pairwise leases.
+    shown_order = models.JSONField(null=True, blank=True)
     leased_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -558,6 +601,9 @@ class Assignment(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=AssignmentStatus.values), name="assignment_status_valid"
             ),
+            models.CheckConstraint(
+                condition=json_array_or_null("shown_order"), name="assignment_shown_order_list"
+            ),
         ]
         indexes = [
             models.Index(
@@ -573,6 +619,8 @@ class Assignment(models.Model):
 
     @property
     def display_order(self) -> list[str]:
+        if self.shown_order:
+            return list(self.shown_order)
         return ["b", "a"] if self.swapped else ["a", "b"]
 
     def canonical_choice(self, shown_choice: str) -> str:
@@ -601,7 +649,12 @@ class Judgment(models.Model):
     rater = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments"
     )
-    choice = models.CharField(max_length=16, choices=Choice)
+    choice = models.CharField(
+        max_length=16, choices=Choice, help_text="For a ranking: its verdict on a against b."
+    )
+    ranking = models.JSONField(
+        null=True, blank=True, help_text='Ranking projects: tiers, best first: [["c"], ["a", "b"]].'
+    )
     strength = models.CharField(max_length=16, choices=Strength, null=True, blank=True)
     criteria = models.JSONField(default=dict, blank=True, help_text="{criterion: canonical choice}")
     rationale = models.TextField(blank=True)
@@ -650,6 +703,12 @@ class Judgment(models.Model):
             ),
             models.CheckConstraint(
                 condition=~Q(is_late=True, counted=True), name="judgment_late_not_counted"
+            ),
+            # A ranking's choice is derived from it (a, b or tie), never "both bad".
+            models.CheckConstraint(
+                condition=Q(ranking__isnull=True)
+                | (Q(choice__in=["a", "b", "tie"]) & json_array_or_null("ranking")),
+                name="judgment_ranking_valid",
             ),
         ]
         indexes = [
@@ -798,11 +857,12 @@ class ExportFormat(models.TextChoices):
     JUDGMENTS = "judgments", "Raw judgments (JSONL)"
     JUDGMENTS_PARQUET = "judgments-parquet", "Raw judgments (Parquet)"
     JUDGMENTS_CSV = "judgments-csv", "Raw judgments (CSV)"
+    RANKINGS = "rankings", "Rankings, one per judgment (JSONL)"
 
     @property
     def is_raw(self) -> bool:
         """One row per judgment, every raw field; the others aggregate votes into preferences."""
-        return self in (self.JUDGMENTS, self.JUDGMENTS_PARQUET, self.JUDGMENTS_CSV)
+        return self in (self.JUDGMENTS, self.JUDGMENTS_PARQUET, self.JUDGMENTS_CSV, self.RANKINGS)
 
     @property
     def extension(self) -> str:

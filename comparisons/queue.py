@@ -42,7 +42,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from comparisons import overlap, sql
+from comparisons import ranking as rankings
 from comparisons.models import (
+    RANKING_NEEDS_FIXED,
     Assignment,
     AssignmentStatus,
     Choice,
@@ -53,6 +55,7 @@ from comparisons.models import (
     Project,
     ProjectStatus,
     RationaleMode,
+    Response,
     Strength,
 )
 
@@ -314,13 +317,19 @@ def _create_lease(
     rater, project: Project, comparison: Comparison, *, lease_seconds: int, nth: int
 ) -> Assignment:
     """The comparison's `nth` lease (from 0) to the rater; alternate leases show the responses
-    in the other order, so both orders appear."""
+    in the other order, so both orders appear (rankings: rows of a balanced Latin square)."""
     now = timezone.now()
+    swapped, shown_order = nth % 2 == 1, None
+    if project.is_ranking:
+        count = Response.objects.filter(comparison=comparison).count()
+        shown_order = rankings.display_order(count, nth=nth, seed=comparison.pk)
+        swapped = shown_order.index("b") < shown_order.index("a")
     return Assignment.objects.create(
         project=project,
         comparison=comparison,
         rater=rater,
-        swapped=nth % 2 == 1,
+        swapped=swapped,
+        shown_order=shown_order,
         leased_at=now,
         expires_at=now + timedelta(seconds=lease_seconds),
     )
@@ -484,6 +493,8 @@ def set_overlap_policy(
             errors["min_overlap"] = ["The minimum overlap must be at least 1."]
         elif changed["max_overlap"] < changed["min_overlap"]:
             errors["max_overlap"] = ["Must be at least the minimum overlap (1 ≤ min ≤ max)."]
+        if current.is_ranking and changed["overlap_policy"] == OverlapPolicy.ADAPTIVE:
+            errors["overlap_policy"] = [RANKING_NEEDS_FIXED]
         if errors:
             raise ValidationError(errors)
         for name, value in changed.items():
@@ -590,6 +601,19 @@ def check_answer(
         # so a rater answers only the criteria where they judge differently.
         criteria = {c: given.get(c, choice) for c in expected}
 
+    notes = _check_notes(project, errors, rationale=rationale, flags=flags, duration_ms=duration_ms)
+    if project.is_ranking:
+        errors[NON_FIELD_ERRORS] = ["This is a ranking project: submit a ranking, not a choice."]
+    if errors:
+        raise ValidationError(errors)
+    return {"choice": choice, "strength": cleaned_strength, "criteria": criteria, **notes}
+
+
+def _check_notes(
+    project: Project, errors: dict[str, list[str]], *, rationale: Any, flags: Any, duration_ms: Any
+) -> dict[str, Any]:
+    """What every answer may carry besides its verdict (rationale, flags, time spent), checked
+    against the project: the problems go into `errors`, the cleaned values are returned."""
     rationale = (rationale or "").strip() if isinstance(rationale, str) else rationale
     longest = settings.RATERHUB_RATIONALE_MAX_CHARS
     if not isinstance(rationale, str):
@@ -628,16 +652,36 @@ def check_answer(
                 f"Time spent must be a whole number of milliseconds, at most {MAX_DURATION_MS}."
             ]
 
+    return {"rationale": rationale, "flags": cleaned_flags, "duration_ms": duration_ms}
+
+
+def check_ranking(
+    project: Project,
+    *,
+    keys: list[str],
+    ranking: Any,
+    rationale: Any = "",
+    flags: Any = (),
+    duration_ms: Any = None,
+) -> dict[str, Any]:
+    """The rule set of a ranking answer over the response `keys`: every response ranked
+    exactly once, ties only where the project allows them (allow_tie), plus the notes'
+    rules; the cleaned answer (choice: the ranking's verdict on a against b) or ValidationError."""
+    errors: dict[str, list[str]] = {}
+    tiers = None
+    if not project.is_ranking:
+        errors[NON_FIELD_ERRORS] = ["This is a pairwise project: submit a choice, not a ranking."]
+    elif not keys:
+        errors[NON_FIELD_ERRORS] = ["This comparison was leased before the project ranked."]
+    else:
+        try:
+            tiers = rankings.check_tiers(ranking, keys, allow_ties=project.allow_tie)
+        except rankings.RankingError as exc:
+            errors["ranking"] = [str(exc)]
+    notes = _check_notes(project, errors, rationale=rationale, flags=flags, duration_ms=duration_ms)
     if errors:
         raise ValidationError(errors)
-    return {
-        "choice": choice,
-        "strength": cleaned_strength,
-        "criteria": criteria,
-        "rationale": rationale,
-        "flags": cleaned_flags,
-        "duration_ms": duration_ms,
-    }
+    return {"choice": rankings.pair_choice(tiers), "ranking": tiers, **notes}
 
 
 def submit_judgment(
@@ -668,9 +712,41 @@ def submit_judgment(
         "flags": flags,
         "duration_ms": duration_ms,
     }
+    return _submit(assignment, answer, check_answer)
+
+
+def submit_ranking(
+    assignment: Assignment,
+    *,
+    ranking: list[list[str]],
+    rationale: str = "",
+    flags: Iterable[str] = (),
+    duration_ms: int | None = None,
+    rater=None,
+) -> Judgment:
+    """Record a rater's ranking of a ranking project's comparison: tiers over the response
+    keys a, b, c, … (import order), best first, e.g. [["c"], ["a", "b"], ["d"]].
+
+    Every response must be ranked exactly once (ties only if the project allows them). Same
+    contract as submit_judgment: idempotent (a second call returns the first judgment), late
+    submits kept uncounted, PermissionDenied for another rater's lease, ValidationError for
+    invalid input. The judgment's choice is the ranking's verdict on a against b.
+    """
+    _check_owner(assignment, rater)
+    keys = sorted(assignment.shown_order or [])
+    answer = {
+        "ranking": ranking,
+        "rationale": rationale,
+        "flags": flags,
+        "duration_ms": duration_ms,
+    }
+    return _submit(assignment, answer, lambda project, **a: check_ranking(project, keys=keys, **a))
+
+
+def _submit(assignment: Assignment, answer: dict[str, Any], check) -> Judgment:
     try:
         with transaction.atomic():
-            return _submit_in_transaction(assignment, answer)
+            return _submit_in_transaction(assignment, answer, check)
     except IntegrityError:
         # The one-judgment-per-assignment constraint caught a race the lock should have
         # prevented; the judgment that won is the answer.
@@ -680,7 +756,7 @@ def submit_judgment(
         return existing
 
 
-def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any]) -> Judgment:
+def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any], check) -> Judgment:
     # Locking the lease serializes a double submit and a concurrent reclaim or skip; locking
     # its comparison with it (lease first, as every other path locks them) serializes the
     # counting of judgments on one comparison. Locked rows are read at their latest version.
@@ -711,7 +787,7 @@ def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any]) -> Ju
         raise ValidationError({NON_FIELD_ERRORS: ["This assignment is already finished."]})
 
     # The scheme from the caller's project (loaded with the lease, or fetched here once).
-    cleaned = check_answer(assignment.project, **answer)
+    cleaned = check(assignment.project, **answer)
     is_gold = lease.comparison.gold_choice is not None
     if is_gold:
         # Gold takes no slot and is never "complete": every judgment of it counts.

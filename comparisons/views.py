@@ -21,8 +21,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import push_url
 
-from comparisons import metrics, queue, rendering
-from comparisons.forms import JudgmentForm
+from comparisons import metrics, queue, ranking, rendering
+from comparisons.forms import JudgmentForm, RankingForm
 from comparisons.models import (
     Assignment,
     AssignmentStatus,
@@ -147,6 +147,9 @@ def _panel_context(
     if assignment is None:
         ctx["state"] = queue.empty_reason(request.user, project)
         return ctx
+    if project.is_ranking:
+        ctx.update(_ranking_context(project, assignment, form=extra.get("form")))
+        return ctx
     live = assignment.status == AssignmentStatus.ACTIVE
     ctx["left"] = queue.untouched_open(request.user, project).count() + (1 if live else 0)
     comparison = assignment.comparison
@@ -197,7 +200,8 @@ def _panel_context(
 
 def _render_panel(request: HttpRequest, ctx: dict, *, status: int = 200) -> HttpResponse:
     """The panel alone for htmx, the whole page otherwise."""
-    template = "comparisons/rate.html#panel" if request.htmx else "comparisons/rate.html"
+    page = _page(ctx["project"])
+    template = f"{page}#panel" if request.htmx else page
     return render(request, template, ctx, status=status)
 
 
@@ -250,7 +254,7 @@ def rate_project(request: HttpRequest, slug: str) -> HttpResponse:
     # diff view alone asks for the panel (rate.js takes the diff out of it).
     if request.htmx and ctx.get("with_diff"):
         return _render_panel(request, ctx)
-    return render(request, "comparisons/rate.html", ctx)
+    return render(request, _page(project), ctx)
 
 
 def _wants_diff(request: HttpRequest) -> bool:
@@ -287,6 +291,8 @@ def rate_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     ):
         # Skipped here or released by a lead: nothing to record; move on and say so.
         return _next_panel(request, project, notice=NOT_RECORDED_NOTICE)
+    if project.is_ranking:
+        return _rank_submit(request, assignment)
     form = JudgmentForm(request.POST, project=project)
     form.is_valid()  # the form checks nothing; the queue's rules decide below
     try:
@@ -386,3 +392,67 @@ def rate_heartbeat(request: HttpRequest, slug: str, pk: int) -> JsonResponse:
         {"renewed": renewed, "expires_at": assignment.expires_at.isoformat()},
         status=200 if renewed else 409,
     )
+
+
+# --- ranking projects --------------------------------------------------------------------
+
+
+def _page(project: Project) -> str:
+    return "comparisons/rank.html" if project.is_ranking else "comparisons/rate.html"
+
+
+def _ranking_context(project: Project, assignment: Assignment, *, form=None) -> dict:
+    """Every response of the comparison, in the order this lease shows them."""
+    comparison = assignment.comparison
+    by_key = dict(
+        zip(
+            ranking.KEYS,
+            Response.objects.filter(comparison=comparison)
+            .order_by("position")
+            .values_list("content", flat=True),
+            strict=False,
+        )
+    )
+    shown = [by_key[key] for key in assignment.display_order]
+    prompt = comparison.prompt
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    html = rendering.render_many([m["content"] for m in prompt] + shown)
+    turns, answers = html[: len(prompt)], html[len(prompt) :]
+    form = form or RankingForm(project=project, count=len(shown))
+    return {
+        "comparison": comparison,
+        "prompt": [{"role": m["role"], "html": h} for m, h in zip(prompt, turns, strict=True)],
+        "responses": [
+            {
+                "n": n,
+                "label": f"Response {n}",
+                "html": h,
+                "chars": len(content),
+                "words": len(content.split()),
+                "rank": form.rank_value(n),
+            }
+            for n, (content, h) in enumerate(zip(shown, answers, strict=True), start=1)
+        ],
+        "form": form,
+        "rationale_max": settings.RATERHUB_RATIONALE_MAX_CHARS,
+    }
+
+
+def _rank_submit(request: HttpRequest, assignment: Assignment) -> HttpResponse:
+    project = assignment.project
+    form = RankingForm(request.POST, project=project, count=len(assignment.display_order))
+    form.is_valid()  # the form checks nothing; the queue's rules decide below
+    try:
+        judgment = queue.submit_ranking(
+            assignment,
+            **form.answer(assignment),
+            duration_ms=_duration_ms(request, assignment),
+            rater=request.user,
+        )
+    except ValidationError as exc:
+        form.add_answer_errors(exc)
+    else:
+        return _next_panel(request, project, notice=LATE_NOTICE if judgment.is_late else "")
+    ctx = _panel_context(request, project, assignment, form=form)
+    return _render_panel(request, ctx, status=422)

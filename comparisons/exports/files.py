@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from comparisons.exports import source
+from comparisons.exports import ranked, source
 from comparisons.exports.options import ExportOptions, below, parse_options
 from comparisons.exports.rows import iso, open_writer, pair_rows
 from comparisons.exports.verdicts import (
@@ -204,6 +204,7 @@ def export_preferences(
     """
     opts = parse_options(format, **options)
     fmt = ExportFormat(format)
+    ranked.check_format(project, fmt)
     started = timezone.now()
     selection = source.select(project, opts)
     rulings = source.rulings(project)
@@ -229,8 +230,14 @@ def export_preferences(
                 if fmt == ExportFormat.JUDGMENTS_PARQUET
                 else ()
             )
-            writer = open_writer(fmt, fh, criteria=criteria)
-            if fmt.is_raw:
+            writer = (project.is_ranking and ranked.open_writer(fmt, fh)) or open_writer(
+                fmt, fh, criteria=criteria
+            )
+            if fmt == ExportFormat.RANKINGS:
+                ranked.write_rankings(project, selection, writer, counts, tick)
+            elif project.is_ranking and not fmt.is_raw:
+                ranked.write_pairs(fmt, opts, selection, writer, counts, tick)
+            elif fmt.is_raw:
                 _write_judgments(project, selection, writer, counts, tick, rulings)
             else:
                 _write_preferences(fmt, opts, selection, writer, counts, tick, rulings)
@@ -297,4 +304,6 @@ def export_preferences(
     }
     if file_notes:
         manifest["file_notes"] = file_notes
+    if project.is_ranking:
+        manifest["ranking"] = ranked.manifest_notes(fmt)
     return manifest

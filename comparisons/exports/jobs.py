@@ -28,8 +28,9 @@ from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.utils import timezone
 
+from comparisons.exports import ranked
 from comparisons.exports.files import export_preferences
-from comparisons.exports.options import validate_options
+from comparisons.exports.options import parse_format, validate_options
 from comparisons.models import ExportFormat, ExportJob, JobStatus, Project
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def create_export_job(
 ) -> ExportJob:
     """Validate the options and record a queued job; the caller enqueues it after commit."""
     opts = validate_options(format, **(options or {}))
+    ranked.check_format(project, parse_format(format))
     return ExportJob.objects.create(
         project=project, format=format, requested_by=requested_by, options=opts.stored()
     )

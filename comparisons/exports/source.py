@@ -254,3 +254,64 @@ def _judgment_row(
         *row[10:],
         verdict,
     )
+
+
+# --- ranking projects ------------------------------------------------------------------------
+
+
+def rankings_by_comparison(qs: QuerySet[Judgment]) -> Iterator[tuple[int, list[list[list[str]]]]]:
+    """(comparison id, [tiers of each judgment]) for judgments ordered by comparison id."""
+    values = qs.values_list("comparison_id", "ranking").iterator(chunk_size=CHUNK_SIZE)
+    current, rankings = None, []
+    for cid, tiers in values:
+        if cid != current:
+            if rankings:
+                yield current, rankings
+            current, rankings = cid, []
+        if tiers:  # a judgment made before the project ranked has none
+            rankings.append(tiers)
+    if rankings:
+        yield current, rankings
+
+
+def ranked_contents(ids: list[int]) -> dict[int, dict]:
+    """`contents`, with every response of each comparison (in key order a, b, c, …)."""
+    found: dict[int, dict] = {}
+    for cid, external_id, prompt, gold in Comparison.objects.filter(id__in=ids).values_list(
+        "id", "external_id", "prompt", "gold_ranking"
+    ):
+        found[cid] = {
+            "external_id": external_id,
+            "prompt": messages(prompt),
+            "responses": [],
+            "gold_ranking": gold,
+        }
+    responses = (
+        Response.objects.filter(comparison_id__in=ids)
+        .order_by("comparison_id", "position")
+        .values_list("comparison_id", "model_name", "content")
+    )
+    for cid, model, text in responses:
+        found[cid]["responses"].append((model, text))
+    return found
+
+
+def ranking_rows(qs: QuerySet[Judgment]) -> Iterator[tuple]:
+    """The raw fields of each selected ranking judgment, in (comparison, judgment) order:
+    (id, comparison id, rater id, ranking, shown order, rationale, flags, duration_ms, is_gold,
+    is_late, counted, shown at, created at)."""
+    return qs.values_list(
+        "id",
+        "comparison_id",
+        "rater_id",
+        "ranking",
+        "assignment__shown_order",
+        "rationale",
+        "flags",
+        "duration_ms",
+        "is_gold",
+        "is_late",
+        "counted",
+        "assignment__leased_at",
+        "created_at",
+    ).iterator(chunk_size=CHUNK_SIZE)

@@ -63,6 +63,7 @@ from comparisons.metrics.leaderboard import (
     to_elo,
 )
 from comparisons.metrics.load import Judgments, known_answers, load, responses
+from comparisons.metrics.ranking import ranking_metrics
 from comparisons.metrics.raters import (
     FLAG_LABELS,
     MIN_AGREEMENT_JUDGMENTS,
@@ -315,6 +316,10 @@ def compute_metrics(project: Project) -> dict:
         "review": review_summary(project),
         **progress,
     }
+    if project.is_ranking:
+        # Rankings have metrics of their own; the leaderboard then counts every ranked pair.
+        data["ranking"] = ranking_metrics(project)
+        data["leaderboard"] = data["ranking"]["leaderboard"]
     return json_safe(data)
 
 

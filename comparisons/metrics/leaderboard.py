@@ -117,12 +117,28 @@ def leaderboard_of(j: Judgments, names: list[str], models: np.ndarray) -> dict:
     model_a, model_b, choice = model_a[usable], model_b[usable], choice[usable]
     if not len(choice):
         return empty
+    outcome = np.where(choice == A, 0, np.where(choice == B, 1, 2))
+    return leaderboard_of_games(names, model_a, model_b, outcome, both_bad=choice == BOTH_BAD)
+
+
+def leaderboard_of_games(
+    names: list[str],
+    model_a: np.ndarray,
+    model_b: np.ndarray,
+    outcome: np.ndarray,
+    *,
+    both_bad: np.ndarray | None = None,
+) -> dict:
+    """The leaderboard of games between models (indexes into `names`): outcome 0 the first
+    won, 1 the second, 2 a tie (both_bad marks the ties that were both-bad votes). Pairwise
+    judgments are one game each; a ranking of K responses is its K(K-1)/2 pairs."""
+    if both_bad is None:
+        both_bad = np.zeros(len(outcome), dtype=bool)
     # Only models that met another model in a usable judgment (not those of gold comparisons).
     present, pair = np.unique(np.concatenate([model_a, model_b]), return_inverse=True)
     names = [names[i] for i in present]
     model_a, model_b = pair[: len(model_a)], pair[len(model_a) :]
     m = len(names)
-    outcome = np.where(choice == A, 0, np.where(choice == B, 1, 2))
     cells = np.bincount((model_a * m + model_b) * 3 + outcome, minlength=m * m * 3)
     wins = wins_from_cells(cells, m)
     rating, lower, upper = bradley_terry_elo(cells, m)
@@ -132,7 +148,7 @@ def leaderboard_of(j: Judgments, names: list[str], models: np.ndarray) -> dict:
     won = c[:, :, 0].sum(axis=1) + c[:, :, 1].sum(axis=0)
     lost = c[:, :, 1].sum(axis=1) + c[:, :, 0].sum(axis=0)
     tied = c[:, :, 2].sum(axis=1) + c[:, :, 2].sum(axis=0)
-    both_bad_j = choice == BOTH_BAD
+    both_bad_j = both_bad
     both_bad = np.bincount(model_a[both_bad_j], minlength=m) + np.bincount(
         model_b[both_bad_j], minlength=m
     )

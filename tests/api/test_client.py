@@ -114,10 +114,10 @@ def test_429_is_retried_after_its_retry_after(hub, project, settings, monkeypatc
     assert len(slept) == 2 and all(s >= 1 for s in slept)  # waited as Retry-After said
 
 
-def test_export_wait_download_and_to_dataset(hub, project, alice, bob, tmp_path):
+def test_export_wait_download_and_to_dataset(hub, project, alice, bob, charlie, tmp_path):
     for n in range(3):
         c = ComparisonFactory(project=project, external_id=f"x{n}")
-        for rater in (alice, bob):
+        for rater in (alice, bob, charlie):  # overlap 3: complete, so exported by default
             JudgmentFactory(
                 assignment=AssignmentFactory(comparison=c, rater=rater, status="submitted"),
                 choice="a",
@@ -134,7 +134,7 @@ def test_export_wait_download_and_to_dataset(hub, project, alice, bob, tmp_path)
     assert fresh.num_rows == 3
 
     judgments = list(hub.project("demo-test").judgments(page_size=4))
-    assert len(judgments) == 6 and {j["choice"] for j in judgments} == {"a"}
+    assert len(judgments) == 9 and {j["choice"] for j in judgments} == {"a"}
 
 
 def test_a_bad_export_raises(hub, project):

@@ -25,12 +25,12 @@ def worker(tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_an_api_export_runs_on_a_real_worker_and_loads_with_datasets(
-    worker, project, lead, alice, bob, tmp_path
+    worker, project, lead, alice, bob, charlie, tmp_path
 ):
     datasets = pytest.importorskip("datasets")
     for n in range(4):
         c = ComparisonFactory(project=project, external_id=f"w{n}")
-        for rater in (alice, bob):
+        for rater in (alice, bob, charlie):  # overlap 3: complete, so exported by default
             JudgmentFactory(
                 assignment=AssignmentFactory(comparison=c, rater=rater, status="submitted"),
                 choice="b",

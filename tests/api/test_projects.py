@@ -180,3 +180,16 @@ def test_reviewers_are_set_from_the_projects_raters_only(as_lead, project, alice
         assert response.status_code == 400
         assert "Not a rater of this project" in str(response.json()["fields"]["reviewers"])
     assert list(project.reviewers.all()) == [alice]
+
+
+def test_a_ranking_project_is_created_through_the_api_and_stays_fixed(as_lead):
+    body = {"slug": "ranked", "name": "Ranked", "task_type": "ranking"}
+    response = as_lead.post("/api/v1/projects/", body, content_type="application/json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["task_type"] == "ranking"
+    response = as_lead.patch(
+        "/api/v1/projects/ranked/", {"overlap_policy": "adaptive"}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "fixed overlap policy" in str(response.json()["fields"]["overlap_policy"])
+    assert Project.objects.get(slug="ranked").overlap_policy == "fixed"

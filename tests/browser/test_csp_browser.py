@@ -8,10 +8,7 @@ page's response, so a page that silently lost its policy fails as well.
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
-from django.apps import apps
 from django.urls import reverse
 
 from accounts.models import Invite
@@ -39,18 +36,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 
 
 @pytest.fixture
-def lead_permissions(transactional_db, lead):
-    # A transactional test starts from a flushed database, without the rows the data migration
-    # made; give the leads group its permissions again with that same migration's function.
-    migration = importlib.import_module("accounts.migrations.0003_project_leads_group")
-    migration.create_leads_group(apps, None)
-    importlib.import_module("comparisons.migrations.0004_import_jobs").let_leads_view_import_jobs(
-        apps, None
-    )
-
-
-@pytest.fixture
-def data(project, alice, bob, charlie, lead, lead_permissions, settings, tmp_path):
+def data(project, alice, bob, charlie, lead, settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path)
     comparisons = [
         ComparisonFactory(

@@ -35,6 +35,7 @@ def _form_data(project: Project, **overrides) -> dict:
         "instructions": project.instructions,
         "status": project.status,
         "overlap_policy": project.overlap_policy,
+        "task_type": project.task_type,
         "overlap": project.overlap,
         "min_overlap": project.min_overlap,
         "max_overlap": project.max_overlap,
@@ -327,3 +328,26 @@ def test_the_preview_is_a_post_for_staff_with_a_csrf_token(client, lead, alice, 
     client.force_login(alice)  # a rater: the admin's login page, no preview
     r = client.post(PREVIEW, {"instructions": "**x**"}, HTTP_HX_REQUEST="true")
     assert r.status_code == 302 and b"<strong>" not in r.content
+
+
+def test_a_lead_creates_a_ranking_project(client, lead):
+    client.force_login(lead)
+    new = Project(slug="ranked", name="Ranked", task_type="ranking")
+    r = client.post(f"{CHANGELIST}add/", _form_data(new, leads=[], raters=[]))
+    assert r.status_code == 302
+    assert Project.objects.get(slug="ranked").is_ranking
+
+
+def test_the_task_type_cannot_change_once_comparisons_exist(client, lead, project):
+    client.force_login(lead)
+    r = client.post(f"{CHANGELIST}{project.pk}/change/", _form_data(project, task_type="ranking"))
+    assert r.status_code == 302
+    project.refresh_from_db()
+    assert project.is_ranking  # no comparisons yet: free to change
+    ComparisonFactory(project=project)
+    r = client.post(f"{CHANGELIST}{project.pk}/change/", _form_data(project, task_type="pairwise"))
+    assert r.status_code == 302
+    project.refresh_from_db()
+    assert project.is_ranking  # read-only now: the posted value is ignored
+    page = client.get(f"{CHANGELIST}{project.pk}/change/").content.decode()
+    assert 'name="task_type"' not in page

@@ -10,16 +10,8 @@ from django.urls import reverse
 from comparisons.models import ExportJob, JobStatus
 from tests.factories import AssignmentFactory, ComparisonFactory, JudgmentFactory, ProjectFactory
 
-
-@pytest.fixture(autouse=True)
-def _one_judgment_completes(request):
-    """These tests are about the files, not about which comparisons are complete (that is
-    test_export_complete.py): with overlap 1 every judged comparison of `project` is complete,
-    so the default export (complete comparisons only) has it."""
-    if "project" in request.fixturenames:
-        project = request.getfixturevalue("project")
-        type(project).objects.filter(pk=project.pk).update(overlap=1)
-        project.overlap = 1
+# These tests are about the files, not about which comparisons are complete.
+pytestmark = pytest.mark.usefixtures("one_judgment_completes")
 
 
 CHANGELIST = reverse("admin:comparisons_exportjob_changelist")

@@ -22,16 +22,8 @@ from tests.factories import (
     UserFactory,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_judgment_completes(request):
-    """These tests are about the files, not about which comparisons are complete (that is
-    test_export_complete.py): with overlap 1 every judged comparison of `project` is complete,
-    so the default export (complete comparisons only) has it."""
-    if "project" in request.fixturenames:
-        project = request.getfixturevalue("project")
-        type(project).objects.filter(pk=project.pk).update(overlap=1)
-        project.overlap = 1
+# These tests are about the files, not about which comparisons are complete.
+pytestmark = pytest.mark.usefixtures("one_judgment_completes")
 
 
 @pytest.fixture(autouse=True)

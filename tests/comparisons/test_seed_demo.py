@@ -229,3 +229,20 @@ def test_hostile_content_renders_without_live_markup():
         assert not LIVE_TAG.search(html), html
         assert not LIVE_HANDLER.search(html), html
         assert not LIVE_SCHEME.search(html), html
+
+
+@pytest.mark.django_db
+def test_it_creates_a_small_ranking_demo_for_the_same_people(debug_on, capsys):
+    call_command("seed_demo")
+
+    ranking = Project.objects.get(slug="demo-ranking")
+    assert ranking.is_ranking
+    assert [r.email for r in ranking.raters.order_by("email")] == RATERS
+    assert [u.email for u in ranking.leads.all()] == ["lead@example.com"]
+    lines = (FIXTURE.parent / "demo_ranking.jsonl").read_text(encoding="utf-8").splitlines()
+    assert ranking.comparisons.count() == len(lines) >= 6
+    counts = {c.responses.count() for c in ranking.comparisons.all()}
+    assert min(counts) >= 3 and max(counts) >= 6
+    gold = ranking.comparisons.gold().get()
+    assert gold.gold_ranking == [["a", "d"], ["b"], ["c"]]
+    assert "Ranking project 'demo-ranking'" in capsys.readouterr().out

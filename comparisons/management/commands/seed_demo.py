@@ -17,13 +17,24 @@ from django.db import transaction
 
 from accounts.models import LEADS_GROUP
 from comparisons.imports import import_comparisons
-from comparisons.models import Project, RationaleMode
+from comparisons.models import Project, RationaleMode, TaskType
 
 DEMO_PASSWORD = "raterhub-demo"
 DEMO_SLUG = "demo"
 LEAD_EMAIL = "lead@example.com"
 RATER_EMAILS = ("rater1@example.com", "rater2@example.com", "rater3@example.com")
 DEFAULT_FIXTURE = Path(settings.BASE_DIR) / "fixtures" / "demo_comparisons.jsonl"
+RANKING_SLUG = "demo-ranking"
+RANKING_FIXTURE = Path(settings.BASE_DIR) / "fixtures" / "demo_ranking.jsonl"
+RANKING_INSTRUCTIONS = """\
+Each prompt has **three to six replies**. Rank them best first, by the same rules as the
+pairwise demo: harmless, then honest, then helpful. Two replies that are equally good (or
+equally bad) may share a place.
+
+Keyboard: type the reply numbers best first (`3` `1` `4` `2`), `=` before a number ties it
+with the one before, `Backspace` takes the last back, `Enter` submits once all are placed.
+With a mouse, drag replies onto the order bar, or pick each reply's place in its menu.
+"""
 
 DEMO_INSTRUCTIONS = """\
 You will see a conversation with an AI assistant and **two candidate replies** to its last
@@ -67,6 +78,16 @@ def _demo_user(email: str, *, is_staff: bool):
         user.is_staff = is_staff
         user.save(update_fields=["is_staff"])
     return user
+
+
+def _import(project: Project, path: Path):
+    with path.open(encoding="utf-8") as lines:
+        result = import_comparisons(project, lines, skip_existing=True)
+    if not result.ok:
+        # Raising rolls back the users and project too: a half-seeded demo helps no one.
+        details = "\n".join(f"  line {e.line}: {e.message}" for e in result.errors)
+        raise CommandError(f"The demo fixture {path} did not import:\n{details}")
+    return result
 
 
 class Command(BaseCommand):
@@ -128,17 +149,33 @@ class Command(BaseCommand):
             project.leads.add(lead)
             project.raters.add(*raters)
 
-            with path.open(encoding="utf-8") as lines:
-                result = import_comparisons(project, lines, skip_existing=True)
-            if not result.ok:
-                # Raising rolls back the users and project too: a half-seeded demo helps no one.
-                details = "\n".join(f"  line {e.line}: {e.message}" for e in result.errors)
-                raise CommandError(f"The demo fixture {path} did not import:\n{details}")
+            result = _import(project, path)
+
+            ranking, _ = Project.objects.get_or_create(
+                slug=RANKING_SLUG,
+                defaults={
+                    "name": "Demo: rank the replies",
+                    "description": "Put three to six assistant replies in order, best first.",
+                    "instructions": RANKING_INSTRUCTIONS,
+                    "task_type": TaskType.RANKING,
+                    "overlap": 3,
+                    "gold_rate": 0.2,
+                    "rationale": RationaleMode.OPTIONAL,
+                    "created_by": lead,
+                },
+            )
+            ranking.leads.add(lead)
+            ranking.raters.add(*raters)
+            ranked = _import(ranking, RANKING_FIXTURE)
 
         verb = "Created" if created else "Found"
         self.stdout.write(
             f"{verb} project '{project.slug}' ({project.name}): {result.created} comparisons "
             f"imported, {result.skipped} already present."
+        )
+        self.stdout.write(
+            f"Ranking project '{ranking.slug}': {ranked.created} comparisons imported, "
+            f"{ranked.skipped} already present."
         )
         self.stdout.write(
             self.style.WARNING(
