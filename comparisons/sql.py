@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import IntegerField
+from django.db.models.expressions import RawSQL
 
 from comparisons.models import Assignment, Comparison
 
@@ -73,6 +75,27 @@ WHERE c.project_id = %s AND c.open_slots > 0 AND c.gold_choice IS NULL
 ORDER BY c.priority DESC, c.judged_count DESC, c.id
 LIMIT 1
 """
+
+# How many open regular comparisons of a project the rater was never given (a released lease
+# does not count as given), read up to a limit: "N left for you". The same fenced probe as the
+# pick, so the count stops at the limit instead of anti-joining the whole project (an exact
+# count through the ORM took 232 ms at 120k comparisons, on every rating request).
+_UNTOUCHED_COUNT = """
+(SELECT count(*) FROM (
+    SELECT c.id FROM comparisons_comparison c
+    WHERE c.project_id = PROJECT AND c.open_slots > 0 AND c.gold_choice IS NULL
+        AND NOT EXISTS (
+            SELECT 1 FROM comparisons_assignment seen
+            WHERE seen.comparison_id = c.id AND +seen.rater_id = %s AND seen.status <> 'released'
+            LIMIT 1 OFFSET 0
+        )
+    ORDER BY c.priority DESC, c.judged_count DESC, c.id  -- the pick index's order: read off it
+    LIMIT %s
+) w)
+"""
+UNTOUCHED_COUNT = "SELECT " + _UNTOUCHED_COUNT.replace("PROJECT", "%s")
+# The same per row of a query over projects (an annotation).
+UNTOUCHED_COUNT_PER_PROJECT = _UNTOUCHED_COUNT.replace("PROJECT", '"comparisons_project"."id"')
 
 # The oldest gold comparison the rater never had (served by comparison_gold_idx).
 FIRST_GOLD = """
@@ -241,6 +264,17 @@ def untouched_candidates(*, project_id: int, rater_id: int, priority: int, limit
 
 def first_open(*, project_id: int, rater_id: int) -> int | None:
     return next(iter(_ids(FIRST_OPEN, [project_id, rater_id])), None)
+
+
+def untouched_count(*, project_id: int, rater_id: int, limit: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(UNTOUCHED_COUNT, [project_id, rater_id, limit])
+        return cursor.fetchone()[0]
+
+
+def untouched_count_per_project(*, rater_id: int, limit: int) -> RawSQL:
+    """UNTOUCHED_COUNT as an annotation of a Project queryset (its table is the outer one)."""
+    return RawSQL(UNTOUCHED_COUNT_PER_PROJECT, [rater_id, limit], output_field=IntegerField())
 
 
 def first_gold(*, project_id: int, rater_id: int) -> int | None:

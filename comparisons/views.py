@@ -90,7 +90,7 @@ def rate_index(request: HttpRequest) -> HttpResponse:
         .annotate(
             done_total=count_for_project(mine),
             done_today=count_for_project(mine.filter(made_today())),
-            left=count_for_project(queue.untouched_open(user, OuterRef("pk"))),
+            left=queue.left_for_each_project(user),
             has_lease=Exists(
                 Assignment.objects.active().filter(project=OuterRef("pk"), rater=user)
             ),
@@ -98,6 +98,7 @@ def rate_index(request: HttpRequest) -> HttpResponse:
     )  # fmt: skip
     for p in projects:
         p.left += int(p.has_lease)  # the comparison in hand is left too, as the page counts it
+        p.left_label = queue.left_label(p.left)
         if p.status == ProjectStatus.PAUSED:
             p.rater_status = "paused"
         elif p.left or p.has_lease:
@@ -151,7 +152,7 @@ def _panel_context(
         ctx.update(_ranking_context(project, assignment, form=extra.get("form")))
         return ctx
     live = assignment.status == AssignmentStatus.ACTIVE
-    ctx["left"] = queue.untouched_open(request.user, project).count() + (1 if live else 0)
+    ctx["left"] = queue.left_label(queue.left_for(request.user, project) + (1 if live else 0))
     comparison = assignment.comparison
     by_position = dict(
         Response.objects.filter(comparison=comparison, position__in=(0, 1)).values_list(

@@ -721,6 +721,25 @@ def test_the_pick_walks_the_partial_index_on_postgresql(project, alice, bob):
 
 
 @pytest.mark.postgres
+def test_the_left_count_probes_by_key_and_stops_at_its_limit(project, alice, bob):
+    from django.db import connection
+
+    from comparisons import sql
+
+    _plan_after_history(project, alice, bob)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT TEXT) " + sql.UNTOUCHED_COUNT, [project.pk, alice.pk, 5]
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Only Scan using comparison_pick_idx" in plan, plan
+    assert "Index Cond: (comparison_id = c.id)" in plan, plan
+    assert "Hash" not in plan and "Seq Scan" not in plan, plan
+    # It read no more open comparisons than the limit asks for (not the whole project).
+    assert re.search(r"Limit .*actual time=\S+ rows=5 loops=1", plan), plan
+
+
+@pytest.mark.postgres
 def test_right_after_an_import_the_pick_probes_by_key_with_or_without_statistics(
     project, alice, bob
 ):

@@ -91,3 +91,14 @@ def test_it_runs_a_constant_number_of_queries(
     with django_assert_max_data_queries(PAGE_BUDGET) as many:
         c.get("/rate/")
     assert len(few) == len(many)
+
+
+def test_the_lists_left_count_stops_at_its_cap(alice_client, alice, project, monkeypatch):
+    monkeypatch.setattr(queue, "LEFT_COUNT_CAP", 3)
+    ComparisonFactory.create_batch(6, project=project)
+    other = ProjectFactory(slug="other", name="Other one")
+    other.raters.add(alice)
+    ComparisonFactory.create_batch(2, project=other)
+    html = alice_client.get("/rate/").content.decode()
+    assert '<td data-label="Left">3+</td>' in html  # six open, counted to the cap
+    assert '<td data-label="Left">2</td>' in html

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from comparisons import queue
 from comparisons.models import Assignment, Project, ProjectStatus, RationaleMode
 from tests.comparisons._rate_helpers import PAGE_BUDGET
 from tests.factories import ComparisonFactory, ProjectFactory, bulk_comparisons
@@ -297,3 +298,12 @@ def test_the_code_stylesheet_comes_with_code_only(alice_client, project):
     ComparisonFactory(project=project, responses=[("m1", "```python\nx = 1\n```"), ("m2", "No")])
     html = alice_client.get(URL).content.decode()
     assert "css/pygments" in html and "<pre" in html
+
+
+def test_the_left_count_stops_at_its_cap(alice_client, project, monkeypatch):
+    # The count reads at most LEFT_COUNT_CAP + 1 rows, so a large project costs no more.
+    monkeypatch.setattr(queue, "LEFT_COUNT_CAP", 3)
+    ComparisonFactory.create_batch(6, project=project)
+    assert queue.left_for(project.raters.get(email="alice@example.com"), project) == 4
+    html = alice_client.get(URL).content.decode()
+    assert "<strong>3+</strong> left for you" in html
