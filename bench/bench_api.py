@@ -25,13 +25,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,23 +76,23 @@ def main() -> None:
 
         results["push_file_mb"] = round(generate(path, PUSH) / 2**20, 1)
 
-        with _Gunicorn(env) as server:
+        with _gunicorn(env) as server:
             results["push"] = _client(env, "push", server.base, key, str(path))
-            results["push"]["server_peak_rss_mb"] = server.peak_rss_mb()
+            results["push"]["server_peak_rss_mb"] = _peak_rss_mb(server.proc)
         print("push", results["push"], flush=True)
         results["cli_import"] = _django(env, "import", str(path))
         print("cli import", results["cli_import"], flush=True)
 
-        with _Gunicorn(env) as server:
+        with _gunicorn(env) as server:
             results["pull"] = _client(env, "pull", server.base, key)
-            results["pull"]["server_peak_rss_mb"] = server.peak_rss_mb()
+            results["pull"]["server_peak_rss_mb"] = _peak_rss_mb(server.proc)
         print("pull", results["pull"], flush=True)
         results["direct_export"] = _django(env, "export", str(tmp / "direct.jsonl"))
         print("direct export", results["direct_export"], flush=True)
 
-        with _Gunicorn(env) as server, _Worker(env) as worker:
+        with _gunicorn(env) as server, _Worker(env) as worker:
             results["api_export"] = _client(env, "export", server.base, key, str(tmp / "api.jsonl"))
-            results["api_export"]["server_peak_rss_mb"] = server.peak_rss_mb()
+            results["api_export"]["server_peak_rss_mb"] = _peak_rss_mb(server.proc)
             results["api_export"]["worker_peak_rss_mb"] = worker.peak_rss_mb()
         print("api export", results["api_export"], flush=True)
     finally:
@@ -178,45 +176,14 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-class _Gunicorn:
-    def __init__(self, env: dict):
-        self.env = env
+@contextmanager
+def _gunicorn(env: dict):
+    with common.gunicorn(workers=WORKERS, env=env, args=("--timeout", "300")) as server:
+        yield server
 
-    def __enter__(self) -> _Gunicorn:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "raterhub.wsgi",
-                "--workers",
-                str(WORKERS),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--timeout",
-                "300",
-                "--log-level",
-                "warning",
-            ],
-            cwd=common.ROOT,
-            env=self.env,
-        )
-        self.base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(self.base + "/healthz", timeout=1).read()
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.1)
-        return self
 
-    def peak_rss_mb(self) -> float:
-        return max((_vmhwm_mb(pid) for pid in _children(self.proc.pid)), default=0.0)
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+def _peak_rss_mb(proc) -> float:
+    return max((_vmhwm_mb(pid) for pid in _children(proc.pid)), default=0.0)
 
 
 class _Worker:

@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,7 +111,7 @@ def _child() -> None:
         caches["rendered"].clear()
         print(f"seeded {n:,} comparisons in {seed_seconds:.1f}s", flush=True)
         entry: dict = {"seed_seconds": round(seed_seconds, 1)}
-        with _gunicorn() as base:
+        with _server() as base:
             if n == min(SIZES):
                 entry["page"] = _page_metrics(base, project.slug)
             offset = 0
@@ -141,7 +139,7 @@ def _fresh_import() -> dict:
     client.force_login(rater)
     session = client.cookies["sessionid"].value
     out: dict = {"comparisons": project.comparisons.count(), "import_seconds": import_seconds}
-    with _gunicorn() as base:
+    with _server() as base:
         out["after_import"] = _run(base, project.slug, [session], seconds=FRESH_SECONDS)
         wipe_statistics()
         out["statistics_wiped"] = _run(base, project.slug, [session], seconds=FRESH_SECONDS / 3)
@@ -194,38 +192,12 @@ def _sessions(offset: int, count: int) -> list[str]:
     return cookies
 
 
-class _gunicorn:
-    def __enter__(self) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "raterhub.wsgi",
-                "--workers",
-                str(WORKERS),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--backlog",
-                "256",
-                "--log-level",
-                "warning",
-            ],
-            cwd=common.ROOT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/accounts/login/", timeout=1).read()
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.1)
-        return base
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
+@contextmanager
+def _server():
+    with common.gunicorn(
+        workers=WORKERS, args=("--backlog", "256"), ready_path="/accounts/login/", stop_seconds=20
+    ) as server:
+        yield server.base
 
 
 # --- the raters ---------------------------------------------------------------------------

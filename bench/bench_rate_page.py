@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,26 +72,6 @@ def _manage(env: dict[str, str], *args: str) -> None:
         [sys.executable, "manage.py", *args], cwd=common.ROOT, env=env, check=True,
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-def _serve(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "raterhub.wsgi", "--workers", "2",
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=common.ROOT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(base + "/accounts/login/", timeout=1).read()
-            return proc, base
-        except (urllib.error.URLError, ConnectionError, OSError):
-            time.sleep(0.1)
-    proc.terminate()
-    raise RuntimeError("gunicorn did not start")
 
 
 def measure(base: str) -> dict:
@@ -165,12 +142,10 @@ def main() -> None:
         _manage(env, "migrate", "--noinput")
         _manage(env, "seed_demo", "--force")
         _manage(env, "collectstatic", "--noinput")
-        proc, base = _serve(env)
-        try:
-            results = measure(base)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+        with common.gunicorn(
+            workers=2, env=env, ready_path="/accounts/login/", stop_seconds=20
+        ) as server:
+            results = measure(server.base)
     results.update(
         when=datetime.now(UTC).isoformat(timespec="seconds"),
         server="gunicorn, 2 sync workers, SQLite, DEBUG off",

@@ -8,11 +8,16 @@ import json
 import math
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -317,6 +322,50 @@ def _plan(
                     str((1 if is_gold else overlap) - count), str(count), str(count), created,
                     str(margin), completed),
         }  # fmt: skip
+
+
+# --- a real server ---------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    base: str  # http://127.0.0.1:<port>
+    proc: subprocess.Popen
+
+
+@contextmanager
+def gunicorn(
+    *,
+    workers: int,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+    ready_path: str = "/healthz",
+    stop_seconds: float = 30,
+) -> Iterator[Server]:
+    """gunicorn serving raterhub.wsgi on a free local port (env: this process's if None), once
+    `ready_path` answers; stopped on exit. RuntimeError if it never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"), "raterhub.wsgi", "--workers", str(workers),
+        "--bind", f"127.0.0.1:{port}", "--log-level", "warning", *args,
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + ready_path, timeout=1).read()
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("gunicorn did not start")
+        yield Server(base, proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=stop_seconds)
 
 
 # --- statistics and reporting -------------------------------------------------------------
