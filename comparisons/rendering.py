@@ -92,6 +92,15 @@ def render_markdown(text: str) -> SafeString:
 CACHE_VERSION = 1
 
 
+def render_conversation(prompt, responses: list[str]) -> tuple[list[dict], list[SafeString]]:
+    """A comparison's prompt messages ({role, html}; a string prompt is one user turn) and the
+    given responses, all rendered (or fetched from the shared cache) in one render_many."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    html = render_many([m["content"] for m in messages] + list(responses))
+    turns = [{"role": m["role"], "html": h} for m, h in zip(messages, html, strict=False)]
+    return turns, html[len(messages) :]
+
+
 def render_many(texts: list[str]) -> list[SafeString]:
     """render_markdown for a comparison's texts, through the "rendered" cache in one round trip.
 

@@ -104,11 +104,7 @@ def _panel_context(
         r.position: r for r in Response.objects.filter(comparison=comparison, position__in=(0, 1))
     }
     shown = [by_position[0 if side == "a" else 1] for side in lease.display_order]
-    prompt = comparison.prompt
-    if isinstance(prompt, str):
-        prompt = [{"role": "user", "content": prompt}]
-    html = rendering.render_many([m["content"] for m in prompt] + [r.content for r in shown])
-    turns, answers = html[: len(prompt)], html[len(prompt) :]
+    turns, answers = rendering.render_conversation(comparison.prompt, [r.content for r in shown])
     majority = review.majority_choice(comparison)
     previous = (
         Adjudication.objects.filter(comparison=comparison)
@@ -119,7 +115,7 @@ def _panel_context(
     allowed = project.allowed_choices()
     ctx.update(
         comparison=comparison,
-        prompt=[{"role": m["role"], "html": h} for m, h in zip(prompt, turns, strict=True)],
+        prompt=turns,
         responses=[
             {"label": f"Response {i}", "html": h, "model": r.model_name}
             for i, (r, h) in enumerate(zip(shown, answers, strict=True), start=1)

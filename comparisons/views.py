@@ -160,12 +160,7 @@ def _panel_context(
         )
     )
     shown = [by_position[0 if side == "a" else 1] for side in assignment.display_order]
-    prompt = comparison.prompt
-    if isinstance(prompt, str):
-        prompt = [{"role": "user", "content": prompt}]
-    # Every text of the comparison rendered (or fetched from the shared cache) in one go.
-    html = rendering.render_many([m["content"] for m in prompt] + shown)
-    turns, answers = html[: len(prompt)], html[len(prompt) :]
+    turns, answers = rendering.render_conversation(comparison.prompt, shown)
     # Counts and the diff view from the text the rater sees, not from the Markdown source.
     texts = [rendering.plain_text(h) for h in answers]
     diff = rendering.word_diff(*texts) if with_diff and len(texts) == 2 else None
@@ -176,9 +171,9 @@ def _panel_context(
         form = JudgmentForm(project=project, initial=initial)
     ctx.update(
         # Highlighted code needs pygments.css; a panel without any does not fetch it.
-        has_code=any("<pre" in h for h in html),
+        has_code=any("<pre" in h for h in [*(t["html"] for t in turns), *answers]),
         comparison=comparison,
-        prompt=[{"role": m["role"], "html": h} for m, h in zip(prompt, turns, strict=True)],
+        prompt=turns,
         responses=[
             {
                 "label": f"Response {i}",
@@ -415,25 +410,23 @@ def _ranking_context(project: Project, assignment: Assignment, *, form=None) -> 
         )
     )
     shown = [by_key[key] for key in assignment.display_order]
-    prompt = comparison.prompt
-    if isinstance(prompt, str):
-        prompt = [{"role": "user", "content": prompt}]
-    html = rendering.render_many([m["content"] for m in prompt] + shown)
-    turns, answers = html[: len(prompt)], html[len(prompt) :]
+    turns, answers = rendering.render_conversation(comparison.prompt, shown)
+    # Counts from the text the rater sees, not from the Markdown source.
+    texts = [rendering.plain_text(h) for h in answers]
     form = form or RankingForm(project=project, count=len(shown))
     return {
         "comparison": comparison,
-        "prompt": [{"role": m["role"], "html": h} for m, h in zip(prompt, turns, strict=True)],
+        "prompt": turns,
         "responses": [
             {
                 "n": n,
                 "label": f"Response {n}",
                 "html": h,
-                "chars": len(content),
-                "words": len(content.split()),
+                "chars": len(text),
+                "words": len(text.split()),
                 "rank": form.rank_value(n),
             }
-            for n, (content, h) in enumerate(zip(shown, answers, strict=True), start=1)
+            for n, (text, h) in enumerate(zip(texts, answers, strict=True), start=1)
         ],
         "form": form,
         "rationale_max": settings.RATERHUB_RATIONALE_MAX_CHARS,

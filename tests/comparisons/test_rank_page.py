@@ -214,3 +214,13 @@ def test_page_and_submit_queries_do_not_grow_with_the_number_of_responses(
 
     small, large = measure(3), measure(9)
     assert small == large
+
+
+def test_counts_come_from_the_rendered_text_as_on_the_pairwise_page(alice_client, ranking_project):
+    ComparisonFactory(
+        project=ranking_project,
+        responses=[("m1", "Use `xs[::-1]`"), ("m2", "**Two** _words_"), ("m3", "Three")],
+    )
+    html = alice_client.get(URL).content.decode()
+    assert "2 words · 12 characters" in html  # "Use xs[::-1]", not the Markdown's 14
+    assert "2 words · 9 characters" in html  # "Two words", not "**Two** _words_"
