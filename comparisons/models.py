@@ -8,6 +8,8 @@ current judgment for one lease, or a value outside an enumeration.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -102,10 +104,14 @@ class JSONTypeOf(models.Func):
         return self.as_sql(compiler, connection, function="JSONB_TYPEOF", **extra)
 
 
+def start_of_today() -> datetime:
+    """Midnight in the site's time zone: where every "done today" count starts."""
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def made_today() -> Q:
-    """Judgments made since midnight in the site's time zone: every "done today" count."""
-    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return Q(created_at__gte=midnight)
+    """Judgments made since start_of_today()."""
+    return Q(created_at__gte=start_of_today())
 
 
 class ProjectQuerySet(models.QuerySet):
@@ -532,7 +538,7 @@ class Response(models.Model):
     content = models.TextField()
 
     class Meta:
-        ordering = ["comparison", "position"]
+        ordering = ["comparison_id", "position"]
         constraints = [
             models.UniqueConstraint(
                 fields=["comparison", "position"], name="response_position_unique"

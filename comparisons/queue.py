@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,7 @@ from comparisons.models import (
     RationaleMode,
     Response,
     Strength,
+    start_of_today,
 )
 
 RECLAIM_BATCH = 500
@@ -95,6 +97,12 @@ def _membership(rater, project: Project) -> tuple[str, int, float, int | None] |
     holding an old Project instance.
     """
     return sql.membership(project_id=project.pk, rater_id=rater.pk)
+
+
+def rater_lease(rater, *, slug: str, pk: int) -> Assignment | None:
+    """The rater's own lease `pk`, with its project, if that project has slug `slug` and they
+    are still one of its raters; else None. What the rating views load a lease by."""
+    return sql.rater_lease(assignment_id=pk, rater_id=rater.pk, slug=slug)
 
 
 def empty_reason(rater, project: Project) -> EmptyReason:
@@ -808,7 +816,7 @@ def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any], check
             holds_slot=lease.status == ACTIVE,
         )
     now = timezone.now()
-    Assignment.objects.filter(pk=assignment.pk).update(status=SUBMITTED, finished_at=now)
+    sql.finish_lease(assignment_id=assignment.pk, status=SUBMITTED, finished_at=now)
     assignment.status, assignment.finished_at = SUBMITTED, now
     return Judgment.objects.create(
         assignment=assignment,
@@ -848,10 +856,10 @@ def _count_judgment(
     completed_at = comparison.completed_at
     if completed_at is None and overlap.is_complete(n + 1, new_margin, minimum=low, maximum=high):
         completed_at = timezone.now()
-    Comparison.objects.filter(pk=comparison.pk).update(
-        judged_count=F("judged_count") + 1,
+    sql.count_judgment(
+        comparison_id=comparison.pk,
         lead_margin=new_margin,
-        open_slots=F("open_slots") + change,
+        slot_change=change,
         completed_at=completed_at,
     )
     return True
@@ -887,18 +895,28 @@ def _revisable(judgment: Judgment, now: datetime) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Standing:
+    """A rater's standing in a project, as the rating panel shows it."""
+
+    total: int  # judgments in force
+    today: int  # of those, made today (models.start_of_today)
+    undoable: Judgment | None  # the one they may still revise (undoable_judgment)
+
+
+def standing(rater, project: Project) -> Standing:
+    """The rater's Standing in the project, in one query."""
+    last = sql.rater_standing(
+        project_id=project.pk, rater_id=rater.pk, since=start_of_today()
+    )
+    revisable = last.pk is not None and _revisable(last, timezone.now())
+    return Standing(total=last.total, today=last.today, undoable=last if revisable else None)
+
+
 def undoable_judgment(rater, project: Project) -> Judgment | None:
     """The rater's last judgment in the project if they may still revise it: made less than
-    UNDO_SECONDS ago, on a comparison that is still open. One query."""
-    last = _with_still_open(
-        Judgment.objects.current()
-        .filter(rater=rater, project=project)
-        .order_by("-id")
-        .only("id", "assignment_id", "comparison_id", "created_at", "superseded_at", "rater_id")
-    ).first()
-    if last is None or not _revisable(last, timezone.now()):
-        return None
-    return last
+    UNDO_SECONDS ago, on a comparison that is still open."""
+    return standing(rater, project).undoable
 
 
 def revise_judgment(

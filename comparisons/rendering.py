@@ -13,7 +13,6 @@ import functools
 import hashlib
 import html as html_lib
 import re
-from html.parser import HTMLParser
 
 import nh3
 from django.core.cache import caches
@@ -117,35 +116,28 @@ def render_many(texts: list[str]) -> list[SafeString]:
     return [mark_safe(found[k]) if k in found else fresh[k] for k in keys]  # nh3's output
 
 
-class _TextOf(HTMLParser):
-    """The text a reader sees in rendered HTML: block ends become line breaks."""
+# A tag as nh3 serializes one: a name, then attributes whose values are double-quoted (where
+# a ">" may appear); text and attribute values never hold a raw "<".
+_TAG = re.compile(r'<(/?)([a-zA-Z][a-zA-Z0-9]*)(?:[^>"]|"[^"]*")*>')
+# Tags that end a line of text, and the table cells whose end separates their neighbours.
+_LINE_TAGS = frozenset({"p", "br", "hr", "li", "pre", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+_CELL_TAGS = frozenset({"td", "th"})
 
-    BLOCKS = frozenset({"p", "br", "hr", "li", "pre", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag, attrs) -> None:
-        if tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag) -> None:
-        if tag in self.BLOCKS or tag in ("td", "th"):
-            self.parts.append("\n" if tag in self.BLOCKS else " ")
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
+def _tag_as_text(match: re.Match) -> str:
+    closing, tag = match.group(1), match.group(2).lower()
+    if tag in _LINE_TAGS:
+        return "\n"
+    return " " if closing and tag in _CELL_TAGS else ""
 
 
 def plain_text(rendered: str) -> str:
     """The visible text of rendered Markdown (so `xs[::-1]` in backticks is one word, 8
-    characters): what word counts and the diff view are computed from."""
-    parser = _TextOf()
-    parser.feed(str(rendered))
-    parser.close()
-    text = re.sub(r"[ \t]*\n[ \t\n]*", "\n", "".join(parser.parts))
-    return text.strip()
+    characters): what word counts and the diff view are computed from. `rendered` is this
+    module's output (nh3's serialization): its tags become line breaks, a space or nothing,
+    then its character references are decoded."""
+    text = html_lib.unescape(_TAG.sub(_tag_as_text, str(rendered)))
+    return re.sub(r"[ \t]*\n[ \t\n]*", "\n", text).strip()
 
 
 # Past this many words per side the diff view is not offered: difflib's cost grows with the

@@ -11,8 +11,9 @@ whole history, and which plan it picks depends on statistics that lag a busy rat
     and the row taken is then locked by primary key (LOCK_FIRST_FREE), and
   - fences the probe with OFFSET 0 (PostgreSQL cannot flatten a subquery with an OFFSET) and
     keeps it off the rater_id indexes with a unary + (the same idiom works on SQLite).
-The hot path's other statements (MEMBERSHIP, LOCK_LEASE, POLICY_AND_COUNTED_CHOICES,
-WINDOW_END, TAKE_SLOT) are SQL for
+The hot path's other statements (RATER_LEASE, PROJECT, RATER_STANDING, MEMBERSHIP,
+LOCK_LEASE, POLICY_AND_COUNTED_CHOICES, COUNT_JUDGMENT, FINISH_LEASE, WINDOW_END, TAKE_SLOT)
+are SQL for
 CPU alone: the ORM spends more CPU building them than the database spends answering them.
 Measured before and after in one session (the closing note of round 2, issue 11): with them
 written through the ORM, one next + submit cost 3.1x the client CPU (4.1 ms against 1.3 ms).
@@ -25,12 +26,13 @@ caller, and imports call `analyze_comparisons` after a bulk insert.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import IntegerField
 from django.db.models.expressions import RawSQL
 
-from comparisons.models import Assignment, Comparison
+from comparisons.models import Assignment, Comparison, Judgment, Project
 
 # The pick window: the top rows of the pick index that the rater never had, in pick order.
 WINDOW_CANDIDATES = """
@@ -123,6 +125,34 @@ JOIN comparisons_project_raters m ON m.project_id = p.id AND m.user_id = %s
 WHERE p.id = %s
 """
 
+# A rater's own lease in a project they are a member of, found by its id and the project's
+# slug (the rating views' URL): the lease's columns.
+RATER_LEASE = """
+SELECT a.* FROM comparisons_assignment a
+JOIN comparisons_project p ON p.id = a.project_id
+JOIN comparisons_project_raters m ON m.project_id = p.id AND m.user_id = a.rater_id
+WHERE a.id = %s AND a.rater_id = %s AND p.slug = %s
+"""
+
+# One project by id: the row a lease's views work with.
+PROJECT = "SELECT * FROM comparisons_project WHERE id = %s"
+
+# A rater's standing in a project, for the rating panel: their judgments in force (all, and
+# made since the first parameter) and the last of them, with whether its comparison is still
+# incomplete. One row; the judgment's columns are NULL before their first judgment.
+RATER_STANDING = """
+SELECT j.id, j.assignment_id, j.comparison_id, j.rater_id, j.created_at, j.superseded_at,
+    c.completed_at IS NULL AS still_open, counts.total, counts.today
+FROM (
+    SELECT count(*) AS total, count(CASE WHEN mine.created_at >= %s THEN 1 END) AS today,
+        max(mine.id) AS last_id
+    FROM comparisons_judgment mine
+    WHERE mine.project_id = %s AND mine.rater_id = %s AND mine.superseded_at IS NULL
+) counts
+LEFT JOIN comparisons_judgment j ON j.id = counts.last_id
+LEFT JOIN comparisons_comparison c ON c.id = j.comparison_id
+"""
+
 # A lease with what a submit needs, and its comparison's counters, both locked on PostgreSQL
 # (a double submit, a reclaim and a skip all take the lease's lock first; counting a judgment
 # takes the comparison's).
@@ -163,6 +193,18 @@ SET open_slots = open_slots - 1, lease_count = lease_count + 1
 WHERE id = %s AND open_slots > 0
 """
 
+
+# A judgment counted on a (locked) regular comparison: one more judgment, the new lead margin,
+# open slots moved by the change of target, and completed_at (set once, kept after).
+COUNT_JUDGMENT = """
+UPDATE comparisons_comparison
+SET judged_count = judged_count + 1, lead_margin = %s, open_slots = open_slots + %s,
+    completed_at = %s
+WHERE id = %s
+"""
+
+# A lease whose judgment is being recorded.
+FINISH_LEASE = "UPDATE comparisons_assignment SET status = %s, finished_at = %s WHERE id = %s"
 
 # The first of the candidates (in their order) that still has an open slot and that no other
 # transaction holds, locked. The lateral subquery carries the lock, so PostgreSQL cannot
@@ -205,6 +247,22 @@ def _row(sql: str, params: list) -> tuple | None:
 def membership(*, project_id: int, rater_id: int) -> tuple[str, int, float, int | None] | None:
     """(status, lease_seconds, gold_rate, live lease id), or None if the rater is not a member."""
     return _row(MEMBERSHIP, [rater_id, rater_id, project_id])
+
+
+def rater_lease(*, assignment_id: int, rater_id: int, slug: str) -> Assignment | None:
+    """RATER_LEASE, with its project (PROJECT) attached; None if it is not the rater's or they
+    no longer rate its project."""
+    lease = next(iter(Assignment.objects.raw(RATER_LEASE, [assignment_id, rater_id, slug])), None)
+    if lease is not None:
+        lease.project = next(iter(Project.objects.raw(PROJECT, [lease.project_id])))
+    return lease
+
+
+def rater_standing(*, project_id: int, rater_id: int, since: datetime) -> Judgment:
+    """RATER_STANDING as the rater's last judgment in force (pk None before their first), with
+    `still_open`, `total` and `today` (made since `since`) attached."""
+    since_value = connection.ops.adapt_datetimefield_value(since)
+    return next(iter(Judgment.objects.raw(RATER_STANDING, [since_value, project_id, rater_id])))
 
 
 @dataclass
@@ -252,6 +310,20 @@ def take_slot(comparison_id: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(TAKE_SLOT, [comparison_id])
         return cursor.rowcount == 1
+
+
+def count_judgment(
+    *, comparison_id: int, lead_margin: int, slot_change: int, completed_at: datetime | None
+) -> None:
+    completed = connection.ops.adapt_datetimefield_value(completed_at)
+    with connection.cursor() as cursor:
+        cursor.execute(COUNT_JUDGMENT, [lead_margin, slot_change, completed, comparison_id])
+
+
+def finish_lease(*, assignment_id: int, status: str, finished_at: datetime) -> None:
+    finished = connection.ops.adapt_datetimefield_value(finished_at)
+    with connection.cursor() as cursor:
+        cursor.execute(FINISH_LEASE, [status, finished, assignment_id])
 
 
 def window_candidates(*, project_id: int, rater_id: int, window: int) -> list[int]:

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -55,28 +55,12 @@ def _get_project_for_rater(request: HttpRequest, slug: str) -> Project:
 
 
 def _get_assignment_for_rater(request: HttpRequest, slug: str, pk: int) -> Assignment:
-    """The only way views load an assignment: the user's own, in a project they still rate.
-
-    One query (the lease with its project); the comparison loads on first use.
-    """
-    assignment = (
-        Assignment.objects.select_related("project")
-        .filter(pk=pk, rater=request.user, project__slug=slug)
-        .filter(project__in=Project.objects.rateable_by(request.user))
-        .first()
-    )
+    """The only way views load an assignment: the user's own, in a project they still rate,
+    with its project; the comparison loads on first use."""
+    assignment = queue.rater_lease(request.user, slug=slug, pk=pk)
     if assignment is None:
         raise Http404("No such assignment.")
     return assignment
-
-
-def _progress(rater, project: Project) -> dict[str, int]:
-    """The rater's judgments in the project, today and in total."""
-    return (
-        Judgment.objects.current()
-        .filter(project=project, rater=rater)
-        .aggregate(total=Count("pk"), today=Count("pk", filter=made_today()))
-    )
 
 
 @login_required
@@ -139,12 +123,13 @@ def _panel_context(
         "assignment": assignment,
         "state": None,
         "states": queue.EmptyReason,
-        "progress": _progress(request.user, project),
         "revising": revising,
         **extra,
     }
+    standing = queue.standing(request.user, project)
+    ctx["progress"] = {"total": standing.total, "today": standing.today}
     if revising is None:
-        ctx["undoable"] = queue.undoable_judgment(request.user, project)
+        ctx["undoable"] = standing.undoable
     if assignment is None:
         ctx["state"] = queue.empty_reason(request.user, project)
         return ctx
