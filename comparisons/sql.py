@@ -11,7 +11,7 @@ whole history, and which plan it picks depends on statistics that lag a busy rat
     and the row taken is then locked by primary key (LOCK_FIRST_FREE), and
   - fences the probe with OFFSET 0 (PostgreSQL cannot flatten a subquery with an OFFSET) and
     keeps it off the rater_id indexes with a unary + (the same idiom works on SQLite).
-The hot path's other statements (RATER_LEASE, PROJECT, RATER_STANDING, MEMBERSHIP,
+The hot path's other statements (RATER_LEASE, PROJECT, RATER_STANDING, RESPONSE_TEXTS, MEMBERSHIP,
 LOCK_LEASE, POLICY_AND_COUNTED_CHOICES, COUNT_JUDGMENT, FINISH_LEASE, WINDOW_END, TAKE_SLOT)
 are SQL for
 CPU alone: the ORM spends more CPU building them than the database spends answering them.
@@ -126,12 +126,14 @@ WHERE p.id = %s
 """
 
 # A rater's own lease in a project they are a member of, found by its id and the project's
-# slug (the rating views' URL): the lease's columns.
+# slug (the rating views' URL): the lease's columns. The unary + keeps the rater's condition
+# off the rater_id index (a scan of their whole history where statistics are stale): the only
+# plan is the primary key's.
 RATER_LEASE = """
 SELECT a.* FROM comparisons_assignment a
 JOIN comparisons_project p ON p.id = a.project_id
 JOIN comparisons_project_raters m ON m.project_id = p.id AND m.user_id = a.rater_id
-WHERE a.id = %s AND a.rater_id = %s AND p.slug = %s
+WHERE a.id = %s AND +a.rater_id = %s AND p.slug = %s
 """
 
 # One project by id: the row a lease's views work with.
@@ -152,6 +154,11 @@ FROM (
 LEFT JOIN comparisons_judgment j ON j.id = counts.last_id
 LEFT JOIN comparisons_comparison c ON c.id = j.comparison_id
 """
+
+# A comparison's response texts, in position order (the import's order).
+RESPONSE_TEXTS = (
+    "SELECT content FROM comparisons_response WHERE comparison_id = %s ORDER BY position"
+)
 
 # A lease with what a submit needs, and its comparison's counters, both locked on PostgreSQL
 # (a double submit, a reclaim and a skip all take the lease's lock first; counting a judgment
@@ -263,6 +270,12 @@ def rater_standing(*, project_id: int, rater_id: int, since: datetime) -> Judgme
     `still_open`, `total` and `today` (made since `since`) attached."""
     since_value = connection.ops.adapt_datetimefield_value(since)
     return next(iter(Judgment.objects.raw(RATER_STANDING, [since_value, project_id, rater_id])))
+
+
+def response_texts(comparison_id: int) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(RESPONSE_TEXTS, [comparison_id])
+        return [row[0] for row in cursor.fetchall()]
 
 
 @dataclass

@@ -30,7 +30,6 @@ from comparisons.models import (
     Judgment,
     Project,
     ProjectStatus,
-    Response,
     count_for_project,
     made_today,
 )
@@ -139,12 +138,8 @@ def _panel_context(
     live = assignment.status == AssignmentStatus.ACTIVE
     ctx["left"] = queue.left_label(queue.left_for(request.user, project) + (1 if live else 0))
     comparison = assignment.comparison
-    by_position = dict(
-        Response.objects.filter(comparison=comparison, position__in=(0, 1)).values_list(
-            "position", "content"
-        )
-    )
-    shown = [by_position[0 if side == "a" else 1] for side in assignment.display_order]
+    sources = queue.response_texts(comparison)
+    shown = [sources[0 if side == "a" else 1] for side in assignment.display_order]
     turns, answers = rendering.render_conversation(comparison.prompt, shown)
     # Counts and the diff view from the text the rater sees, not from the Markdown source.
     texts = [rendering.plain_text(h) for h in answers]
@@ -385,15 +380,7 @@ def _page(project: Project) -> str:
 def _ranking_context(project: Project, assignment: Assignment, *, form=None) -> dict:
     """Every response of the comparison, in the order this lease shows them."""
     comparison = assignment.comparison
-    by_key = dict(
-        zip(
-            ranking.KEYS,
-            Response.objects.filter(comparison=comparison)
-            .order_by("position")
-            .values_list("content", flat=True),
-            strict=False,
-        )
-    )
+    by_key = dict(zip(ranking.KEYS, queue.response_texts(comparison), strict=False))
     shown = [by_key[key] for key in assignment.display_order]
     turns, answers = rendering.render_conversation(comparison.prompt, shown)
     # Counts from the text the rater sees, not from the Markdown source.

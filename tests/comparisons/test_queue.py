@@ -843,3 +843,35 @@ def test_a_rater_ahead_is_never_told_done_while_started_work_is_left_for_them(
     _judge_next(bob, project, 8)  # every comparison started: nothing untouched is left
     # The window holds alice's own and nothing is untouched: the exact pick walks on.
     assert queue.next_assignment(alice, project).comparison_id == ids[5]
+
+
+@pytest.mark.postgres
+def test_a_raters_lease_is_read_by_its_key_however_stale_the_statistics(project, bob):
+    from django.db import connection
+
+    from comparisons import sql
+
+    bulk_comparisons(project, 2000)
+    lease = queue.next_assignment(bob, project)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE comparisons_assignment")  # from when bob had one lease
+    now = timezone.now()
+    Assignment.objects.bulk_create(
+        Assignment(
+            project=project,
+            comparison=c,
+            rater=bob,
+            status=AssignmentStatus.SUBMITTED,
+            leased_at=now,
+            expires_at=now,
+        )
+        for c in Comparison.objects.filter(project=project).exclude(pk=lease.comparison_id)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT TEXT) " + sql.RATER_LEASE, [lease.pk, bob.pk, project.slug]
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using comparisons_assignment_pkey on comparisons_assignment a" in plan, plan
+    assert "assignment_rater_idx" not in plan and "Seq Scan on comparisons_assignment" not in plan
+    assert queue.rater_lease(bob, slug=project.slug, pk=lease.pk) == lease
