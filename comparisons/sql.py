@@ -11,12 +11,14 @@ whole history, and which plan it picks depends on statistics that lag a busy rat
     and the row taken is then locked by primary key (LOCK_FIRST_FREE), and
   - fences the probe with OFFSET 0 (PostgreSQL cannot flatten a subquery with an OFFSET) and
     keeps it off the rater_id indexes with a unary + (the same idiom works on SQLite).
-The hot path's other statements (RATER_LEASE, PROJECT, RATER_STANDING, RESPONSE_TEXTS, MEMBERSHIP,
-LOCK_LEASE, POLICY_AND_COUNTED_CHOICES, COUNT_JUDGMENT, FINISH_LEASE, WINDOW_END, TAKE_SLOT)
-are SQL for
-CPU alone: the ORM spends more CPU building them than the database spends answering them.
-Measured before and after in one session (the closing note of round 2, issue 11): with them
-written through the ORM, one next + submit cost 3.1x the client CPU (4.1 ms against 1.3 ms).
+The hot path's other statements (RATER_LEASE, PROJECT, RATER_STANDING, RESPONSE_TEXTS,
+MEMBERSHIP, LOCK_LEASE, POLICY_AND_COUNTED_CHOICES, COUNT_JUDGMENT, FINISH_LEASE, WINDOW_END,
+TAKE_SLOT) are SQL for CPU alone: the ORM spends more CPU building them than the database
+spends answering them. Measured before and after in one session (the closing notes of round 2,
+issue 11): with the queue's statements written through the ORM, one next + submit cost 3.1x the
+client CPU (4.1 ms against 1.3 ms); with the rating views' reads too, a whole htmx submit cost
+25.5 ms of CPU in-process against 14.5 ms now. The inserts stay in the ORM (a hand-written
+one measured no faster than Model.objects.create).
 "Had" leaves out released leases (a lead gave the comparison back to the queue, this rater
 included), as the once-per-rater constraint does. Each statement runs unchanged on PostgreSQL
 and SQLite (LOCK_LEASE adds its lock clause on PostgreSQL only). The queue is their only
