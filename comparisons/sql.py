@@ -128,14 +128,15 @@ WHERE p.id = %s
 """
 
 # A rater's own lease in a project they are a member of, found by its id and the project's
-# slug (the rating views' URL): the lease's columns. The unary + keeps the rater's condition
-# off the rater_id index (a scan of their whole history where statistics are stale): the only
-# plan is the primary key's.
+# slug (the rating views' URL): the lease's columns. The lease is read by primary key inside a
+# fenced subquery (LIMIT 1 OFFSET 0), so the only plan is one probe of the primary key, then of the
+# project's and the membership's unique keys: joined flat, with statistics stale or missing,
+# PostgreSQL scanned the rater's or the project's whole history by another index.
 RATER_LEASE = """
-SELECT a.* FROM comparisons_assignment a
+SELECT a.* FROM (SELECT * FROM comparisons_assignment WHERE id = %s LIMIT 1 OFFSET 0) a
 JOIN comparisons_project p ON p.id = a.project_id
 JOIN comparisons_project_raters m ON m.project_id = p.id AND m.user_id = a.rater_id
-WHERE a.id = %s AND +a.rater_id = %s AND p.slug = %s
+WHERE a.rater_id = %s AND p.slug = %s
 """
 
 # One project by id: the row a lease's views work with.
