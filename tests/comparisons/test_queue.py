@@ -659,23 +659,28 @@ def test_next_and_submit_query_counts_do_not_grow_with_the_data(
 # --- the pick's plan -----------------------------------------------------------------------
 
 
-def _plan_after_history(project, rater, other) -> str:
-    from django.db import connection
-
-    bulk_comparisons(project, 2000)
+def _submitted_history(rater, comparisons) -> None:
+    """A submitted lease of each comparison for the rater, in one insert."""
     now = timezone.now()
-    # Enough history that scanning it would cost more than an index probe.
     Assignment.objects.bulk_create(
         Assignment(
-            project=project,
+            project_id=c.project_id,
             comparison=c,
-            rater=other,
+            rater=rater,
             status=AssignmentStatus.SUBMITTED,
             leased_at=now,
             expires_at=now,
         )
-        for c in Comparison.objects.filter(project=project)
+        for c in comparisons
     )
+
+
+def _plan_after_history(project, rater, other) -> str:
+    from django.db import connection
+
+    bulk_comparisons(project, 2000)
+    # Enough history that scanning it would cost more than an index probe.
+    _submitted_history(other, Comparison.objects.filter(project=project))
     for _ in range(30):
         queue.submit_judgment(queue.next_assignment(rater, project), choice="a")
     with connection.cursor() as cursor:
@@ -855,17 +860,8 @@ def test_a_raters_lease_is_read_by_its_key_however_stale_the_statistics(project,
     lease = queue.next_assignment(bob, project)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE comparisons_assignment")  # from when bob had one lease
-    now = timezone.now()
-    Assignment.objects.bulk_create(
-        Assignment(
-            project=project,
-            comparison=c,
-            rater=bob,
-            status=AssignmentStatus.SUBMITTED,
-            leased_at=now,
-            expires_at=now,
-        )
-        for c in Comparison.objects.filter(project=project).exclude(pk=lease.comparison_id)
+    _submitted_history(
+        bob, Comparison.objects.filter(project=project).exclude(pk=lease.comparison_id)
     )
     with connection.cursor() as cursor:
         cursor.execute(
