@@ -37,18 +37,42 @@ def seed(env: dict[str, str], *args: str) -> None:
     )
 
 
+# Raters arrive over about a minute (a campaign's raters log in over minutes, not all in one
+# second), and the stats count from SETTLE_S after the last one has started: by then the first
+# page loads of the arrival are over and every rater is in its think-submit loop.
+ARRIVAL_S = 60
+SETTLE_S = 20
+
+
+def spawn_rate(users: int) -> int:
+    return max(5, users // ARRIVAL_S)
+
+
+def steady_after(users: int) -> int:
+    """Seconds from Locust's start until the stats count: the arrival, then SETTLE_S."""
+    return users // spawn_rate(users) + SETTLE_S
+
+
 def locust(env: dict[str, str], *, users: int, seconds: int, prefix: Path, extra_env: dict | None = None,
            background: bool = False) -> subprocess.Popen | None:  # fmt: skip
-    """Run the Locust raters headless; stats in <prefix>_stats.csv (reset once all are spawned)."""
-    rate = max(10, min(100, users // 10))
+    """Run the Locust raters headless for `seconds` of steady load after steady_after(users).
+
+    Stats in <prefix>_stats.csv cover the steady load only; the arrival's own (the first page
+    loads and submits, while raters are still starting) in <prefix>_arrival.json.
+    """
     command = [
         str(VENV_BIN / "locust"), "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
-        "-u", str(users), "-r", str(rate), "-t", f"{seconds + users // rate}s",
-        "--host", env["CLUSTER_URL"], "--csv", str(prefix), "--reset-stats", "--only-summary",
+        "-u", str(users), "-r", str(spawn_rate(users)), "-t", f"{steady_after(users) + seconds}s",
+        "--host", env["CLUSTER_URL"], "--csv", str(prefix), "--only-summary",
         "--loglevel", "WARNING", "--stop-timeout", "20",
     ]  # fmt: skip
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**env, **(extra_env or {})}
+    full_env = {
+        **env,
+        "LOADTEST_SETTLE": str(SETTLE_S),
+        "LOADTEST_ARRIVAL": f"{prefix}_arrival.json",
+        **(extra_env or {}),
+    }
     log = open(f"{prefix}.log", "w")  # noqa: SIM115 - the child writes to it
     process = subprocess.Popen(
         command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
@@ -57,6 +81,14 @@ def locust(env: dict[str, str], *, users: int, seconds: int, prefix: Path, extra
         return process
     process.wait()
     return None
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's (busy, total) CPU ticks so far, from /proc/stat."""
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 def read_stats(prefix: Path) -> dict[str, dict]:

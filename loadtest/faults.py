@@ -282,7 +282,7 @@ def main() -> None:
         report["clean_export"] = suite.clean_export()
         locust = common.locust(env, users=args.raters, seconds=3600, prefix=work / "locust", background=True,
                                extra_env={"LOADTEST_SESSIONS": str(sessions), "LOADTEST_EVENTS": str(events)})  # fmt: skip
-        time.sleep(max(30, args.raters // 10 + 15))  # everyone started, steady
+        time.sleep(common.steady_after(args.raters))  # everyone started, steady
         report["load_average_start"] = common.load_average()
         report["faults"] = []
         for fault in (

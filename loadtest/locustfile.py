@@ -7,6 +7,10 @@ static/js/retry.js, a submit that fails on the network or with 502/503/504 is se
 backoff (0.5, 1, 2, 4, 8 s): "submit" counts what the rater finally got, "submit-attempt-failed"
 each failed try. LOADTEST_EVENTS=<file> also writes one line per final outcome (time, name, ok,
 assignment id) for the fault suite's checks.
+
+The stats count the steady load only: LOADTEST_SETTLE seconds after the last rater has started,
+they are written to LOADTEST_ARRIVAL (the arrival: first page loads, TLS handshakes, raters
+still starting) and reset.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 from pathlib import Path
 
 import gevent
-from locust import FastHttpUser, between, task
+from locust import FastHttpUser, between, events, task
 
 SESSIONS = json.loads(
     Path(os.environ.get("LOADTEST_SESSIONS", "var/loadtest/sessions.json")).read_text()
@@ -42,6 +46,33 @@ _events_file = (
     if os.environ.get("LOADTEST_EVENTS")
     else None
 )
+
+
+@events.init.add_listener
+def _count_from_steady_load(environment, **_kwargs) -> None:
+    settle = float(os.environ.get("LOADTEST_SETTLE", "0"))
+    arrival = os.environ.get("LOADTEST_ARRIVAL")
+
+    def reset() -> None:
+        if arrival:
+            Path(arrival).write_text(json.dumps(_summary(environment.stats), indent=2) + "\n")
+        environment.stats.reset_all()
+
+    @environment.events.spawning_complete.add_listener
+    def _spawned(user_count: int, **_kw) -> None:
+        gevent.spawn_later(settle, reset)
+
+
+def _summary(stats) -> dict[str, dict]:
+    """Per request name: count, failures, p50/p95/p99 in ms (the names read_stats reads)."""
+    return {
+        entry.name: {
+            "count": entry.num_requests,
+            "failures": entry.num_failures,
+            **{f"p{q}_ms": entry.get_response_time_percentile(q / 100) for q in (50, 95, 99)},
+        }
+        for entry in stats.entries.values()
+    }
 
 
 def _event(name: str, ok: bool, status: int, assignment: str = "") -> None:

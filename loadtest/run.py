@@ -1,9 +1,10 @@
 """make loadtest: Locust raters against the running `make cluster`, at stepped offered loads.
 
-Each step runs N raters (5 to 15 s of thought per comparison, so about N/10 judgments/s offered)
-for --seconds after they have all started, and reports p50/p95/p99 of the page load and of the
-submit, the error rate and judgments/s, with the machine's load average. The steps go up until
-the submit's p95 crosses 250 ms: that offered load is the saturation point.
+Each step runs N raters (5 to 15 s of thought per comparison, so about N/10 judgments/s offered).
+They arrive over about a minute; 20 s after the last has started, the step measures --seconds of
+steady load: p50/p95/p99 of the page load and of the submit, the error rate, judgments/s and
+the machine's CPU busy fraction. The arrival's own figures are reported apart. The steps go up
+until the steady submit p95 crosses 250 ms: that offered load is the saturation point.
 
     make cluster && make loadtest LOADTEST_ARGS="--steps 500,1000,1500,2000 --seconds 90"
 """
@@ -38,14 +39,21 @@ def main() -> None:
                 "--sessions-file", str(sessions))  # fmt: skip
     results = []
     for users in steps:
-        load_before = common.load_average()
         started = time.time()
         prefix = work / f"step-{users}"
-        common.locust(env, users=users, seconds=args.seconds, prefix=prefix,
-                      extra_env={"LOADTEST_SESSIONS": str(sessions)})  # fmt: skip
+        locust = common.locust(env, users=users, seconds=args.seconds, prefix=prefix, background=True,
+                               extra_env={"LOADTEST_SESSIONS": str(sessions)})  # fmt: skip
+        # The machine's CPU over the steady window (Locust counts from about the same moment:
+        # its own start-up, a second or two, is inside the 20 s settle).
+        time.sleep(common.steady_after(users))
+        busy_before, total_before = common.cpu_ticks()
+        time.sleep(args.seconds)
+        busy, total = common.cpu_ticks()
+        locust.wait()
         stats = common.read_stats(prefix)
+        arrival = json.loads(Path(f"{prefix}_arrival.json").read_text())
         submit, page = stats.get("submit", {}), stats.get("page", {})
-        total = stats.get("Aggregated", {})
+        total_requests = stats.get("Aggregated", {})
         step = {
             "raters": users,
             "offered_judgments_per_s": round(users / 10, 1),
@@ -59,9 +67,9 @@ def main() -> None:
                 / max(1, submit.get("count", 0) + page.get("count", 0)),
                 5,
             ),
-            "requests": total.get("count", 0),
-            "load_average_before": load_before,
-            "load_average_after": common.load_average(),
+            "requests": total_requests.get("count", 0),
+            "cpu_busy": round((busy - busy_before) / max(1, total - total_before), 3),
+            "arrival": {name: arrival[name] for name in ("page", "submit") if name in arrival},
             "wall_s": round(time.time() - started, 1),
         }
         results.append(step)
@@ -70,7 +78,7 @@ def main() -> None:
             f"{step['judgments_per_s']:>6}/s  submit p50/p95/p99 {submit.get('p50_ms')}/"
             f"{submit.get('p95_ms')}/{submit.get('p99_ms')} ms  page p50/p95/p99 "
             f"{page.get('p50_ms')}/{page.get('p95_ms')}/{page.get('p99_ms')} ms  errors "
-            f"{step['error_rate']:.2%}  load {step['load_average_after']}",
+            f"{step['error_rate']:.2%}  CPU busy {step['cpu_busy']:.0%}",
             flush=True,
         )
         if submit.get("p95_ms", 0) > SATURATION_P95_MS:
@@ -79,6 +87,8 @@ def main() -> None:
     report = {
         "command": f"make loadtest LOADTEST_ARGS='--steps {args.steps} --seconds {args.seconds}'",
         "think_time_s": [5, 15],
+        "arrival_s": common.ARRIVAL_S,
+        "settle_s": common.SETTLE_S,
         "seconds_per_step": args.seconds,
         "steps": results,
         "saturation": {

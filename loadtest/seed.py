@@ -72,11 +72,14 @@ def seed(*, raters: int, comparisons: int, export_comparisons: int, sessions_fil
     from comparisons.models import Assignment, Judgment, Project
 
     with transaction.atomic():
-        project, created = Project.objects.get_or_create(
+        project, _ = Project.objects.get_or_create(
             slug="load", defaults={"name": "Load test", "overlap": 3}
         )
-        if created:
-            _comparisons(project, comparisons, "load")
+        # Topped up to `comparisons` untouched ones, so that a run after earlier runs never
+        # rates the tail end of the queue (a project near its end is slower to pick from).
+        untouched = project.comparisons.filter(open_slots=project.initial_slots).count()
+        if untouched < comparisons:
+            _comparisons(project, comparisons - untouched, f"load{project.comparisons.count()}")
         password = make_password(secrets.token_urlsafe(16))
         existing = set(
             User.objects.filter(email__startswith="rater").values_list("email", flat=True)
