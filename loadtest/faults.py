@@ -98,9 +98,14 @@ class Suite:
         return took, job
 
     def clean_export(self) -> dict:
+        from comparisons.models import Judgment
+
         job, _ = self.request_export()
         took, job = self.wait_export(job)
         assert job.status == "succeeded", job.error
+        # An empty reference would make "byte-identical" compare empty files.
+        expected = Judgment.objects.filter(project=self.export_project).count()
+        assert expected and job.row_count == expected, (job.row_count, expected)
         self.reference = job.sha256
         return {"job": job.pk, "seconds": took, "sha256": job.sha256, "rows": job.row_count}
 

@@ -35,9 +35,10 @@ def _setup() -> None:
     django.setup()
 
 
-def _comparisons(project, n: int, tag: str) -> list:
+def _comparisons(project, n: int, tag: str, **fields) -> list:
     from comparisons.models import Comparison, Response
 
+    fields.setdefault("open_slots", project.initial_slots)
     made = []
     for start in range(0, n, BATCH):
         rows = Comparison.objects.bulk_create(
@@ -46,7 +47,7 @@ def _comparisons(project, n: int, tag: str) -> list:
                 external_id=f"{tag}-{i:07d}",
                 # Distinct texts: each comparison is rendered once, then cached, as in real use.
                 prompt=[{"role": "user", "content": f"Explain TCP slow start ({tag} {i})."}],
-                open_slots=project.initial_slots,
+                **fields,
             )
             for i in range(start, min(n, start + BATCH))
         )
@@ -100,7 +101,10 @@ def seed(*, raters: int, comparisons: int, export_comparisons: int, sessions_fil
             done.raters.add(*users[:20])
             rng = random.Random(18)
             now = timezone.now()
-            rows = _comparisons(done, export_comparisons, "export")
+            # Complete, as the queue leaves a comparison whose 20 judgments are in: the
+            # export leaves out incomplete comparisons by default.
+            rows = _comparisons(done, export_comparisons, "export", open_slots=0,
+                                judged_count=20, lease_count=20, completed_at=now)  # fmt: skip
             for start in range(0, len(rows), BATCH // 20):
                 chunk = rows[start : start + BATCH // 20]
                 leases = Assignment.objects.bulk_create(
