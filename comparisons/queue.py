@@ -346,7 +346,7 @@ def _create_lease(
         count = Response.objects.filter(comparison=comparison).count()
         shown_order = rankings.display_order(count, nth=nth, seed=comparison.pk)
         swapped = shown_order.index("b") < shown_order.index("a")
-    return Assignment.objects.create(
+    lease = Assignment(
         project=project,
         comparison=comparison,
         rater=rater,
@@ -355,6 +355,8 @@ def _create_lease(
         leased_at=now,
         expires_at=now + timedelta(seconds=lease_seconds),
     )
+    sql.insert(lease)
+    return lease
 
 
 # --- leases ------------------------------------------------------------------------------
@@ -825,7 +827,7 @@ def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any], check
     now = timezone.now()
     sql.finish_lease(assignment_id=assignment.pk, status=SUBMITTED, finished_at=now)
     assignment.status, assignment.finished_at = SUBMITTED, now
-    return Judgment.objects.create(
+    judgment = Judgment(
         assignment=assignment,
         project_id=assignment.project_id,
         comparison_id=lease.comparison_id,
@@ -836,6 +838,8 @@ def _submit_in_transaction(assignment: Assignment, answer: dict[str, Any], check
         counted=counted,
         **cleaned,
     )
+    sql.insert(judgment)
+    return judgment
 
 
 def _count_judgment(

@@ -45,6 +45,17 @@ class _FailSoftClient(RedisCacheClient):
         self.lock = threading.Lock()
         self.last_log = 0.0
         self.suppressed = 0
+        self.clients: dict[int, Any] = {}
+
+    def get_client(self, key=None, *, write=False):
+        # Django builds a new redis.Redis per call, which copies its table of ~200 response
+        # callbacks: that cost more CPU than the command it then sent. One client per pool
+        # serves every call (the pool is what holds the connections, and is thread-safe).
+        pool = self._get_connection_pool(write)
+        client = self.clients.get(id(pool))
+        if client is None:
+            client = self.clients[id(pool)] = self._client(connection_pool=pool)
+        return client
 
     # -- the guard ------------------------------------------------------------------------
     def _down(self) -> bool:

@@ -102,3 +102,19 @@ def test_a_key_deleted_during_the_outage_is_not_served_when_redis_is_back(privat
     # The first call once Redis answers drops what went stale, before it reads anything.
     assert cache.get("session-like") is None
     assert not cache._cache.stale
+
+
+def test_one_redis_client_serves_every_call_and_outlives_a_restart(private_redis):
+    cache = caches["default"]
+    client = cache._cache.get_client(write=True)
+    # Django's own client builds a redis.Redis per call, at more CPU than the command costs.
+    assert cache._cache.get_client() is client
+    private_redis.stop()
+    private_redis.start()
+
+    for _ in range(3):  # the pool's old connection fails once at most, as a miss
+        cache.set("after-restart", "value")
+        if cache.get("after-restart") == "value":
+            break
+    assert cache.get("after-restart") == "value"
+    assert cache._cache.get_client() is client

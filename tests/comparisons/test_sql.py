@@ -1,0 +1,77 @@
+"""comparisons.sql's two helpers that stand in for the ORM on the rating requests: rows read into
+model instances (`_instances`) and the queue's inserts (`insert`). Each must give what the ORM
+gives, converters and defaults included, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from comparisons import sql
+from comparisons.models import Assignment, Comparison, Judgment
+from tests.factories import ComparisonFactory, ProjectFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(instance):
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+def test_rows_read_into_instances_equal_the_orms_including_json_datetimes_and_extra_columns():
+    project = ProjectFactory()
+    comparison = ComparisonFactory(
+        project=project,
+        prompt=[{"role": "user", "content": "Hi ✓"}],
+        metadata={"source": "x", "n": [1, 2]},
+        completed_at=timezone.now(),
+    )
+    # Columns in another order than the model's, and one that is no field.
+    statement = (
+        "SELECT c.completed_at, c.prompt, 7 AS extra, c.* FROM comparisons_comparison c "
+        "WHERE c.id = %s"
+    )
+    for _ in range(2):  # the second read goes through the cached plan
+        got = sql._instance(Comparison, statement, [comparison.pk])
+        assert _fields(got) == _fields(Comparison.objects.get(pk=comparison.pk))
+        assert got.extra == 7
+        assert got._state.adding is False
+    assert sql._instance(Comparison, statement, [comparison.pk + 1000]) is None
+
+
+def test_insert_writes_the_row_the_orm_would_and_sets_the_key_and_auto_now_add():
+    project = ProjectFactory()
+    comparison = ComparisonFactory(project=project)
+    rater = UserFactory()
+    project.raters.add(rater)
+    now = timezone.now()
+    lease = Assignment(
+        project=project,
+        comparison=comparison,
+        rater=rater,
+        swapped=True,
+        leased_at=now,
+        expires_at=now + timedelta(minutes=5),
+    )
+    sql.insert(lease)
+    assert lease.pk is not None and lease._state.adding is False
+    assert _fields(Assignment.objects.get(pk=lease.pk)) == _fields(lease)
+
+    judgment = Judgment(
+        assignment=lease,
+        project=project,
+        comparison=comparison,
+        rater=rater,
+        choice="a",
+        criteria={"accuracy": "b"},
+        flags=["unsafe"],
+        rationale="Because ✓",
+        duration_ms=1234,
+    )
+    sql.insert(judgment)
+    stored = Judgment.objects.get(pk=judgment.pk)
+    assert judgment.created_at is not None
+    assert _fields(stored) == _fields(judgment)
+    assert (stored.criteria, stored.flags) == ({"accuracy": "b"}, ["unsafe"])
