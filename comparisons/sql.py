@@ -306,7 +306,7 @@ def _instance(model: type[M], sql: str, params: list) -> M | None:
     return next(iter(_instances(model, sql, params)), None)
 
 
-_inserts: dict[tuple, tuple[str, list]] = {}
+_inserts: dict[tuple, tuple[str, list, bool]] = {}
 
 
 def insert(instance: Model) -> None:
@@ -323,14 +323,19 @@ def insert(instance: Model) -> None:
         fields = [f for f in meta.concrete_fields if not f.primary_key]
         if any(f.generated or f.has_db_default() for f in fields):
             raise TypeError(f"insert() writes every field's value: use create() for {model}.")
-        found = _inserts[key] = (
+        statement = (
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}",
-            fields,
+            f"VALUES ({', '.join(['%s'] * len(fields))})"
         )
-    statement, fields = found
+        returning = connection.features.can_return_columns_from_insert  # not SQLite < 3.35
+        if returning:
+            statement += f" RETURNING {quote(meta.pk.column)}"
+        found = _inserts[key] = (statement, fields, returning)
+    statement, fields, returning = found
     values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-    instance.pk = _row(statement, values)[0]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, values)
+        instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     instance._state.adding = False
     instance._state.db = connection.alias
 

@@ -75,3 +75,24 @@ def test_insert_writes_the_row_the_orm_would_and_sets_the_key_and_auto_now_add()
     assert judgment.created_at is not None
     assert _fields(stored) == _fields(judgment)
     assert (stored.criteria, stored.flags) == ({"accuracy": "b"}, ["unsafe"])
+
+
+def test_insert_finds_the_new_key_without_returning_too(monkeypatch):
+    # SQLite before 3.35 (Django 5.2 supports 3.31) has no INSERT … RETURNING.
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's path: PostgreSQL always returns the key")
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    monkeypatch.setattr(sql, "_inserts", {})
+    project = ProjectFactory()
+    now = timezone.now()
+    leases = []
+    for comparison in (ComparisonFactory(project=project), ComparisonFactory(project=project)):
+        lease = Assignment(project=project, comparison=comparison, rater=UserFactory(), leased_at=now,
+                           expires_at=now + timedelta(minutes=5))  # fmt: skip
+        sql.insert(lease)
+        leases.append(lease)
+    assert "RETURNING" not in next(iter(sql._inserts.values()))[0]
+    stored = dict(Assignment.objects.values_list("pk", "comparison_id"))
+    assert stored == {lease.pk: lease.comparison_id for lease in leases}
