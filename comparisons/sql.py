@@ -18,12 +18,12 @@ spends answering them. Measured before and after in one session (the closing not
 issue 11): with the queue's statements written through the ORM, one next + submit cost 3.1x the
 client CPU (4.1 ms against 1.3 ms); with the rating views' reads too, a whole htmx submit cost
 25.5 ms of CPU in-process against 14.5 ms then.
-Two helpers finish that work (round 2, issue 11, stop 23), measured by callgrind over 60 htmx
-submits in-process (`instructions per submit`, client and Django, deterministic on this noisy
-machine): 33.1M before, 28.2M after, against 27.6M for round 1. `_instances` reads rows into
-model instances as raw() does, but resolves columns to fields once per statement shape instead
-of on every call; `insert` writes the queue's new leases and judgments with one statement per
-model, built once from its fields, instead of compiling an INSERT on every create().
+Two helpers here finish that work: `_instances` reads rows into model instances as raw() does,
+but resolves columns to fields once per statement shape instead of on every call; `insert`
+writes the queue's new leases and judgments with one statement per model, built once from its
+fields, instead of compiling an INSERT on every create(). With ops.cache's reused Redis client,
+they took an htmx submit from 33.1M to 28.2M instructions in the web process (27.6M for round
+1), counted by `make bench BENCH=instructions`.
 "Had" leaves out released leases (a lead gave the comparison back to the queue, this rater
 included), as the once-per-rater constraint does. Each statement runs unchanged on PostgreSQL
 and SQLite (LOCK_LEASE adds its lock clause on PostgreSQL only). The queue is their only
