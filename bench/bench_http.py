@@ -65,21 +65,29 @@ def _redis_url() -> str:
     return url
 
 
-def main() -> None:
-    url = common.database_url("http")
-    common.recreate_database(url)
-    var = tempfile.mkdtemp(prefix="raterhub-bench-http-")
-    env = common.child_env(
+def plain_http_env(url: str, var: Path, *, hosts: str, **extra: str) -> dict[str, str]:
+    """A child's production settings on database `url`, served over plain HTTP on this machine
+    (no TLS redirect, no secure cookies, no HSTS), with its own var and static folders under
+    `var` and Redis for the cache when it answers."""
+    return common.child_env(
         url,
         REDIS_URL=_redis_url(),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
+        ALLOWED_HOSTS=hosts,
         SECURE_SSL_REDIRECT="0",
         SESSION_COOKIE_SECURE="0",
         CSRF_COOKIE_SECURE="0",
         SECURE_HSTS_SECONDS="0",
-        RATERHUB_VAR_DIR=var,
-        STATIC_ROOT=str(Path(var) / "static"),
+        RATERHUB_VAR_DIR=str(var),
+        STATIC_ROOT=str(var / "static"),
+        **extra,
     )
+
+
+def main() -> None:
+    url = common.database_url("http")
+    common.recreate_database(url)
+    var = tempfile.mkdtemp(prefix="raterhub-bench-http-")
+    env = plain_http_env(url, Path(var), hosts="127.0.0.1,localhost")
     try:
         common.run_child("bench.bench_http", env)
     finally:

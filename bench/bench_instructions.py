@@ -11,8 +11,9 @@ client, psycopg2 and libpq; not PostgreSQL's own work, which runs in its server 
 Counts repeat within about 1% for the same code whatever else the machine does; times here
 vary by 15%.
 
-To compare with another tree (round 1, say): copy this file into its bench/ and run
-`python -m bench instructions` there too; it needs only bench.common and bench_http's seeder.
+To compare with another tree: copy this file into its bench/ and run `python -m bench
+instructions` there too; it needs bench_http's `_seed` and `plain_http_env` (an older tree
+without the latter, round 1's for one, needs that function copied in beside it).
 Needs valgrind (Debian's package). Writes bench/results/instructions.json.
 """
 
@@ -44,20 +45,9 @@ def main() -> None:
     url = common.database_url("insn")
     common.recreate_database(url)
     var = Path(tempfile.mkdtemp(prefix="raterhub-bench-insn-"))
-    from bench.bench_http import _redis_url
+    from bench.bench_http import plain_http_env
 
-    env = common.child_env(
-        url,
-        REDIS_URL=_redis_url(),
-        ALLOWED_HOSTS="testserver",
-        SECURE_SSL_REDIRECT="0",
-        SESSION_COOKIE_SECURE="0",
-        CSRF_COOKIE_SECURE="0",
-        SECURE_HSTS_SECONDS="0",
-        RATERHUB_VAR_DIR=str(var),
-        STATIC_ROOT=str(var / "static"),
-        BENCH_INSN_OUT=str(var / "callgrind"),
-    )
+    env = plain_http_env(url, var, hosts="testserver", BENCH_INSN_OUT=str(var / "callgrind"))
     try:
         # Static files collected without valgrind: compressing them under it takes minutes.
         subprocess.run(
@@ -98,7 +88,12 @@ def main() -> None:
 
 
 def _callgrind(*args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True, capture_output=True)
+    # callgrind_control exits 0 even when it finds no callgrind run to control; it says "OK."
+    done = subprocess.run(
+        ["callgrind_control", *args, str(os.getpid())], check=True, capture_output=True, text=True
+    )
+    if "OK." not in done.stdout:
+        raise RuntimeError(f"callgrind_control {' '.join(args)}: {done.stdout.strip()}")
 
 
 def _dumped(out: str, name: str) -> int:
