@@ -129,14 +129,8 @@ def empty_reason(rater, project: Project) -> EmptyReason:
 LEFT_COUNT_CAP = 100
 
 
-def left_for(rater, project: Project) -> int:
-    """How many open comparisons the rater was never given (a released lease gives one back),
-    counted up to LEFT_COUNT_CAP + 1 (so a caller can tell "more than the cap")."""
-    return sql.untouched_count(project_id=project.pk, rater_id=rater.pk, limit=LEFT_COUNT_CAP + 1)
-
-
 def left_for_each_project(rater):
-    """left_for as an annotation of a Project queryset (the rater's project list)."""
+    """Standing.left as an annotation of a Project queryset (the rater's project list)."""
     return sql.untouched_count_per_project(rater_id=rater.pk, limit=LEFT_COUNT_CAP + 1)
 
 
@@ -167,7 +161,7 @@ def _live_lease(rater, project: Project, *, now: datetime, lease_seconds: int) -
 # --- next_assignment ---------------------------------------------------------------------
 
 
-def next_assignment(rater, project: Project) -> Assignment | None:
+def next_assignment(rater, project: Project, *, after_finishing: bool = False) -> Assignment | None:
     """The rater's live lease in the project, else a newly leased comparison, else None.
 
     - A live lease is returned while the project is paused or archived too (work in hand);
@@ -177,10 +171,19 @@ def next_assignment(rater, project: Project) -> Assignment | None:
       (see _is_gold_turn) a gold comparison they never had, if any is left. Gold is served on
       gold turns only, so once the regular work is done so is the rater.
     - None means nothing is available to this rater now; `empty_reason` says why.
+
+    `after_finishing`: the caller loaded `project` in this request with the rater's lease
+    (rater_lease: their membership checked, the project's row read) and has just finished that
+    lease (submitted or skipped it). Then neither is read again: the rater holds no live lease,
+    and one that another tab took meanwhile is still handed back (the one-active-lease
+    constraint stops the new one).
     """
-    row = _membership(rater, project)
-    if row is None:
-        return None
+    if after_finishing:
+        row = (project.status, project.lease_seconds, project.gold_rate, None)
+    else:
+        row = _membership(rater, project)
+        if row is None:
+            return None
     status, lease_seconds, gold_rate, live_id = row
     now = timezone.now()
     if live_id is not None:
@@ -913,13 +916,26 @@ class Standing:
     total: int  # judgments in force
     today: int  # of those, made today (models.start_of_today)
     undoable: Judgment | None  # the one they may still revise (undoable_judgment)
+    # Open comparisons they were never given (a released lease gives one back), counted up to
+    # LEFT_COUNT_CAP + 1 (so a caller can tell "more than the cap"); None unless asked for.
+    left: int | None = None
 
 
-def standing(rater, project: Project) -> Standing:
-    """The rater's Standing in the project, in one query."""
-    last = sql.rater_standing(project_id=project.pk, rater_id=rater.pk, since=start_of_today())
+def standing(rater, project: Project, *, with_left: bool = False) -> Standing:
+    """The rater's Standing in the project, in one query (`left` too if `with_left`)."""
+    last = sql.rater_standing(
+        project_id=project.pk,
+        rater_id=rater.pk,
+        since=start_of_today(),
+        left_limit=LEFT_COUNT_CAP + 1 if with_left else None,
+    )
     revisable = last.pk is not None and _revisable(last, timezone.now())
-    return Standing(total=last.total, today=last.today, undoable=last if revisable else None)
+    return Standing(
+        total=last.total,
+        today=last.today,
+        undoable=last if revisable else None,
+        left=last.left_count if with_left else None,
+    )
 
 
 def undoable_judgment(rater, project: Project) -> Judgment | None:

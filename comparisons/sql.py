@@ -11,7 +11,7 @@ whole history, and which plan it picks depends on statistics that lag a busy rat
     and the row taken is then locked by primary key (LOCK_FIRST_FREE), and
   - fences the probe with OFFSET 0 (PostgreSQL cannot flatten a subquery with an OFFSET) and
     keeps it off the rater_id indexes with a unary + (the same idiom works on SQLite).
-The hot path's other statements (RATER_LEASE, PROJECT, RATER_STANDING, RESPONSE_TEXTS,
+The hot path's other statements (RATER_LEASE, RATER_STANDING, RESPONSE_TEXTS,
 MEMBERSHIP, LOCK_LEASE, POLICY_AND_COUNTED_CHOICES, COUNT_JUDGMENT, FINISH_LEASE, WINDOW_END,
 TAKE_SLOT) are SQL for CPU alone: the ORM spends more CPU building them than the database
 spends answering them. Measured before and after in one session (the closing notes of round 2,
@@ -103,8 +103,7 @@ _UNTOUCHED_COUNT = """
     LIMIT %s
 ) w)
 """
-UNTOUCHED_COUNT = "SELECT " + _UNTOUCHED_COUNT.replace("PROJECT", "%s")
-# The same per row of a query over projects (an annotation).
+# Per row of a query over projects (an annotation).
 UNTOUCHED_COUNT_PER_PROJECT = _UNTOUCHED_COUNT.replace("PROJECT", '"comparisons_project"."id"')
 
 # The oldest gold comparison the rater never had (served by comparison_gold_idx).
@@ -134,19 +133,17 @@ WHERE p.id = %s
 """
 
 # A rater's own lease in a project they are a member of, found by its id and the project's
-# slug (the rating views' URL): the lease's columns. The lease is read by primary key inside a
-# fenced subquery (LIMIT 1 OFFSET 0), so the only plan is one probe of the primary key, then of the
-# project's and the membership's unique keys: joined flat, with statistics stale or missing,
-# PostgreSQL scanned the rater's or the project's whole history by another index.
+# slug (the rating views' URL): the lease's columns, then its project's. The lease is read by
+# primary key inside a fenced subquery (LIMIT 1 OFFSET 0), so the only plan is one probe of the
+# primary key, then of the project's and the membership's unique keys: joined flat, with
+# statistics stale or missing, PostgreSQL scanned the rater's or the project's whole history by
+# another index.
 RATER_LEASE = """
-SELECT a.* FROM (SELECT * FROM comparisons_assignment WHERE id = %s LIMIT 1 OFFSET 0) a
+SELECT a.*, p.* FROM (SELECT * FROM comparisons_assignment WHERE id = %s LIMIT 1 OFFSET 0) a
 JOIN comparisons_project p ON p.id = a.project_id
 JOIN comparisons_project_raters m ON m.project_id = p.id AND m.user_id = a.rater_id
 WHERE a.rater_id = %s AND p.slug = %s
 """
-
-# One project by id: the row a lease's views work with.
-PROJECT = "SELECT * FROM comparisons_project WHERE id = %s"
 
 # A rater's standing in a project, for the rating panel: their judgments in force (all, and
 # made since the first parameter) and the last of them, with whether its comparison is still
@@ -163,6 +160,13 @@ FROM (
 LEFT JOIN comparisons_judgment j ON j.id = counts.last_id
 LEFT JOIN comparisons_comparison c ON c.id = j.comparison_id
 """
+# The same with the untouched count as the column `left_count`: the panel of a comparison
+# reads both in one round trip. Its parameters come first (project, rater, limit).
+RATER_STANDING_AND_LEFT = RATER_STANDING.replace(
+    "counts.today\n",
+    "counts.today,\n" + _UNTOUCHED_COUNT.replace("PROJECT", "%s").strip() + " AS left_count\n",
+    1,
+)
 
 # A comparison's response texts, in position order (the import's order).
 RESPONSE_TEXTS = (
@@ -279,27 +283,29 @@ def _plan(model: type[Model], columns: tuple[str, ...]) -> _RowPlan:
     return plan
 
 
+def _make(model: type[M], columns: tuple[str, ...], row) -> M:
+    """One result row of `columns` as a `model` instance, as Model.objects.raw() makes it (the
+    fields' and the backend's converters; other columns become attributes)."""
+    plan = _plan(model, columns)
+    values = list(row)
+    for pos, converters, col in plan.converters:
+        for convert in converters:
+            values[pos] = convert(values[pos], col, connection)
+    instance = model.from_db(connection.alias, plan.names, [values[i] for i in plan.positions])
+    for name, pos in plan.extras:
+        setattr(instance, name, values[pos])
+    return instance
+
+
 def _instances(model: type[M], sql: str, params: list) -> list[M]:
-    """The rows of `sql` as `model` instances, as Model.objects.raw() makes them (the fields'
-    and the backend's converters; other columns become attributes), without raw()'s per-call
-    work: resolving columns to fields is done once per statement shape, not on every call.
-    On the rating requests, raw() spent 1.6 ms of CPU per submit above the statements themselves."""
+    """The rows of `sql` as `model` instances (_make), without raw()'s per-call work:
+    resolving columns to fields is done once per statement shape, not on every call. On the
+    rating requests, raw() spent 1.6 ms of CPU per submit above the statements themselves."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         columns = tuple(c[0] for c in cursor.description)
         rows = cursor.fetchall()
-    plan = _plan(model, columns)
-    made = []
-    for row in rows:
-        values = list(row)
-        for pos, converters, col in plan.converters:
-            for convert in converters:
-                values[pos] = convert(values[pos], col, connection)
-        instance = model.from_db(connection.alias, plan.names, [values[i] for i in plan.positions])
-        for name, pos in plan.extras:
-            setattr(instance, name, values[pos])
-        made.append(instance)
-    return made
+    return [_make(model, columns, row) for row in rows]
 
 
 def _instance(model: type[M], sql: str, params: list) -> M | None:
@@ -368,19 +374,33 @@ def membership(*, project_id: int, rater_id: int) -> tuple[str, int, float, int 
 
 
 def rater_lease(*, assignment_id: int, rater_id: int, slug: str) -> Assignment | None:
-    """RATER_LEASE, with its project (PROJECT) attached; None if it is not the rater's or they
-    no longer rate its project."""
-    lease = _instance(Assignment, RATER_LEASE, [assignment_id, rater_id, slug])
-    if lease is not None:
-        lease.project = _instance(Project, PROJECT, [lease.project_id])
+    """RATER_LEASE, with its project attached; None if it is not the rater's or they no
+    longer rate its project."""
+    with connection.cursor() as cursor:
+        cursor.execute(RATER_LEASE, [assignment_id, rater_id, slug])
+        columns = tuple(c[0] for c in cursor.description)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # a.* then p.*: the lease's columns are as many as its model's fields.
+    split = len(Assignment._meta.concrete_fields)
+    if columns[split] != Project._meta.pk.column:
+        raise RuntimeError("comparisons_assignment's columns are not its model's: migrate.")
+    lease = _make(Assignment, columns[:split], row[:split])
+    lease.project = _make(Project, columns[split:], row[split:])
     return lease
 
 
-def rater_standing(*, project_id: int, rater_id: int, since: datetime) -> Judgment:
+def rater_standing(
+    *, project_id: int, rater_id: int, since: datetime, left_limit: int | None = None
+) -> Judgment:
     """RATER_STANDING as the rater's last judgment in force (pk None before their first), with
-    `still_open`, `total` and `today` (made since `since`) attached."""
-    since_value = connection.ops.adapt_datetimefield_value(since)
-    return _instance(Judgment, RATER_STANDING, [since_value, project_id, rater_id])
+    `still_open`, `total` and `today` (made since `since`) attached; with `left_limit`,
+    RATER_STANDING_AND_LEFT, which attaches `left_count` too (counted up to that limit)."""
+    params = [connection.ops.adapt_datetimefield_value(since), project_id, rater_id]
+    if left_limit is None:
+        return _instance(Judgment, RATER_STANDING, params)
+    return _instance(Judgment, RATER_STANDING_AND_LEFT, [project_id, rater_id, left_limit, *params])
 
 
 def response_texts(comparison_id: int) -> list[str]:
@@ -460,12 +480,6 @@ def untouched_candidates(*, project_id: int, rater_id: int, priority: int, limit
 
 def first_open(*, project_id: int, rater_id: int) -> int | None:
     return next(iter(_ids(FIRST_OPEN, [project_id, rater_id])), None)
-
-
-def untouched_count(*, project_id: int, rater_id: int, limit: int) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(UNTOUCHED_COUNT, [project_id, rater_id, limit])
-        return cursor.fetchone()[0]
 
 
 def untouched_count_per_project(*, rater_id: int, limit: int) -> RawSQL:

@@ -125,7 +125,9 @@ def _panel_context(
         "revising": revising,
         **extra,
     }
-    standing = queue.standing(request.user, project)
+    # "N left" is shown beside a comparison of a pairwise project only.
+    shows_left = assignment is not None and not project.is_ranking
+    standing = queue.standing(request.user, project, with_left=shows_left)
     ctx["progress"] = {"total": standing.total, "today": standing.today}
     if revising is None:
         ctx["undoable"] = standing.undoable
@@ -136,7 +138,7 @@ def _panel_context(
         ctx.update(_ranking_context(project, assignment, form=extra.get("form")))
         return ctx
     live = assignment.status == AssignmentStatus.ACTIVE
-    ctx["left"] = queue.left_label(queue.left_for(request.user, project) + (1 if live else 0))
+    ctx["left"] = queue.left_label(standing.left + (1 if live else 0))
     comparison = assignment.comparison
     sources = queue.response_texts(comparison)
     shown = [sources[0 if side == "a" else 1] for side in assignment.display_order]
@@ -197,9 +199,16 @@ def _gold_feedback(project: Project, assignment: Assignment, judgment: Judgment)
 
 
 def _next_panel(
-    request: HttpRequest, project: Project, *, notice: str = "", gold_feedback: dict | None = None
+    request: HttpRequest,
+    project: Project,
+    *,
+    notice: str = "",
+    gold_feedback: dict | None = None,
+    after_finishing: bool = False,
 ) -> HttpResponse:
-    """After a submit or skip: the next panel for htmx; a redirect for a plain form post."""
+    """After a submit or skip: the next panel for htmx; a redirect for a plain form post.
+    `after_finishing`: as for queue.next_assignment (the request loaded `project` with the
+    rater's lease by _get_assignment_for_rater and finished that lease)."""
     if not request.htmx:
         if notice:
             messages.info(request, notice)
@@ -211,8 +220,8 @@ def _next_panel(
                 + (f" {gold_feedback['explanation']}" if gold_feedback["explanation"] else ""),
             )
         return redirect(project.get_absolute_url(), permanent=False)
-    # The queue reads the project's status fresh, so a pause since page load is honoured.
-    assignment = queue.next_assignment(request.user, project)
+    # The project's status is as fresh as this request, so a pause since page load is honoured.
+    assignment = queue.next_assignment(request.user, project, after_finishing=after_finishing)
     ctx = _panel_context(request, project, assignment, notice=notice, gold_feedback=gold_feedback)
     response = _render_panel(request, ctx)
     url = project.get_absolute_url()
@@ -266,7 +275,7 @@ def rate_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         AssignmentStatus.KEPT_AWAY,
     ):
         # Skipped here or released by a lead: nothing to record; move on and say so.
-        return _next_panel(request, project, notice=NOT_RECORDED_NOTICE)
+        return _next_panel(request, project, notice=NOT_RECORDED_NOTICE, after_finishing=True)
     if project.is_ranking:
         return _rank_submit(request, assignment)
     form = JudgmentForm(request.POST, project=project)
@@ -286,6 +295,7 @@ def rate_submit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             project,
             notice=LATE_NOTICE if judgment.is_late else "",
             gold_feedback=_gold_feedback(project, assignment, judgment),
+            after_finishing=True,
         )
     # 422 keeps what was typed on screen; htmx is configured (rate.html) to swap it in.
     ctx = _panel_context(request, project, assignment, form=form)
@@ -355,7 +365,7 @@ def rate_skip(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     # Already submitted (a double action) raises; then there is nothing to do but move on.
     with contextlib.suppress(ValidationError):
         queue.skip_assignment(assignment, reason=reason, rater=request.user)
-    return _next_panel(request, assignment.project, notice=SKIPPED_NOTICE)
+    return _next_panel(request, assignment.project, notice=SKIPPED_NOTICE, after_finishing=True)
 
 
 @login_required
@@ -419,6 +429,7 @@ def _rank_submit(request: HttpRequest, assignment: Assignment) -> HttpResponse:
     except ValidationError as exc:
         form.add_answer_errors(exc)
     else:
-        return _next_panel(request, project, notice=LATE_NOTICE if judgment.is_late else "")
+        notice = LATE_NOTICE if judgment.is_late else ""
+        return _next_panel(request, project, notice=notice, after_finishing=True)
     ctx = _panel_context(request, project, assignment, form=form)
     return _render_panel(request, ctx, status=422)

@@ -304,6 +304,7 @@ def test_the_left_count_stops_at_its_cap(alice_client, project, monkeypatch):
     # The count reads at most LEFT_COUNT_CAP + 1 rows, so a large project costs no more.
     monkeypatch.setattr(queue, "LEFT_COUNT_CAP", 3)
     ComparisonFactory.create_batch(6, project=project)
-    assert queue.left_for(project.raters.get(email="alice@example.com"), project) == 4
+    alice = project.raters.get(email="alice@example.com")
+    assert queue.standing(alice, project, with_left=True).left == 4
     html = alice_client.get(URL).content.decode()
     assert "<strong>3+</strong> left for you" in html

@@ -87,7 +87,8 @@ def test_a_double_submit_records_one_judgment(alice_client, lease):
     assert Judgment.objects.count() == 1
     assert Judgment.objects.get().choice == "a"
     # The retry shows the same next comparison, not yet another lease.
-    assert Assignment.objects.filter(status=AssignmentStatus.ACTIVE).count() == 1
+    nxt = Assignment.objects.get(status=AssignmentStatus.ACTIVE)
+    assert first["HX-Push-Url"] == second["HX-Push-Url"] == f"/rate/demo-test/?a={nxt.pk}"
 
 
 def test_another_raters_assignment_is_a_404(client, bob, lease):
