@@ -484,7 +484,8 @@ def first_open(*, project_id: int, rater_id: int) -> int | None:
 
 
 def untouched_count_per_project(*, rater_id: int, limit: int) -> RawSQL:
-    """UNTOUCHED_COUNT as an annotation of a Project queryset (its table is the outer one)."""
+    """The untouched count (as in RATER_STANDING_AND_LEFT) as an annotation of a Project
+    queryset (its table is the outer one)."""
     return RawSQL(UNTOUCHED_COUNT_PER_PROJECT, [rater_id, limit], output_field=IntegerField())
 
 
