@@ -54,7 +54,7 @@ cluster-stop:
 cluster-status:
 	bash deploy/cluster.sh status
 
-# Locust and the fault suite (not part of make test): see loadtest/README.md.
+# Locust and the fault suite (not part of make test): see the README, "Load and fault suites".
 LOAD_STAMP := $(VENV)/.installed-load
 $(LOAD_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,load]"
