@@ -22,7 +22,14 @@ from comparisons.models import (
     ProjectStatus,
 )
 from comparisons.tasks import reclaim_expired_leases
-from tests.factories import ComparisonFactory, ProjectFactory, UserFactory, bulk_comparisons
+from tests.factories import (
+    AssignmentFactory,
+    ComparisonFactory,
+    JudgmentFactory,
+    ProjectFactory,
+    UserFactory,
+    bulk_comparisons,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -736,7 +743,7 @@ def test_the_left_count_probes_by_key_and_stops_at_its_limit(project, alice, bob
     with connection.cursor() as cursor:
         cursor.execute(
             "EXPLAIN (ANALYZE, FORMAT TEXT) " + sql.RATER_STANDING_AND_LEFT,
-            [project.pk, alice.pk, 5, since, project.pk, alice.pk],
+            [*sql._untouched_params(project.pk, alice.pk, 5), since, project.pk, alice.pk],
         )
         lines = [row[0] for row in cursor.fetchall()]
     # The count is the statement's InitPlan: its lines are those indented under it.
@@ -756,6 +763,66 @@ def test_the_left_count_probes_by_key_and_stops_at_its_limit(project, alice, bob
     assert "Hash" not in plan and "Seq Scan" not in plan, plan
     # It read no more open comparisons than the limit asks for (not the whole project).
     assert re.search(r"Limit .*actual time=\S+ rows=5 loops=1", plan), plan
+
+
+def _left(rater, project, limit):
+    from comparisons import sql
+
+    return sql.rater_standing(
+        project_id=project.pk, rater_id=rater.pk, since=timezone.now(), left_limit=limit
+    ).left_count
+
+
+def test_the_left_count_counts_the_open_comparisons_the_rater_never_had(project, alice, bob):
+    # One untouched comparison too: it is counted for both.
+    _untouched, bobs, alices, skipped, released, complete = (
+        ComparisonFactory(project=project) for _ in range(6)
+    )
+    ComparisonFactory(project=project, gold_choice="a")  # gold is not in the count
+    JudgmentFactory(assignment__comparison=bobs, assignment__rater=bob)
+    JudgmentFactory(assignment__comparison=alices, assignment__rater=alice)
+    AssignmentFactory(comparison=skipped, rater=alice, status=AssignmentStatus.SKIPPED)
+    AssignmentFactory(comparison=released, rater=alice, status=AssignmentStatus.RELEASED)
+    Comparison.objects.filter(pk=complete.pk).update(open_slots=0, completed_at=timezone.now())
+    # alice: the untouched one, the one she was given back, and bob's (judged, still open).
+    assert _left(alice, project, 10) == 3
+    # bob: everything open but his own.
+    assert _left(bob, project, 10) == 4
+    # The limit holds within the unjudged ones (two for alice) and across into the judged.
+    assert [_left(alice, project, n) for n in (1, 2, 3)] == [1, 2, 3]
+    # The rater's project list counts the same.
+    listed = Project.objects.annotate(left=queue.left_for_each_project(alice)).get(pk=project.pk)
+    assert listed.left == 3
+
+
+@pytest.mark.postgres
+def test_the_left_count_of_a_rater_far_ahead_reads_no_row_of_their_own_judgments(project, alice):
+    from django.db import connection
+
+    from comparisons import sql
+
+    # 300 comparisons alice judged, still open (overlap 3), at the top of the pick order.
+    bulk_comparisons(project, 300, judged_by=[alice])
+    bulk_comparisons(project, 20)
+    assert _left(alice, project, 6) == 6
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT TEXT) " + sql.RATER_STANDING_AND_LEFT,
+            [*sql._untouched_params(project.pk, alice.pk, 6), timezone.now(), project.pk, alice.pk],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    lines = plan.splitlines()
+    # Each branch reads the pick index; "never had it" is a probe by comparison (the line
+    # before its Index Cond carries its loop count).
+    for judged in ("= 0", "> 0"):
+        assert f"Index Cond: ((project_id = {project.pk}) AND (judged_count {judged}))" in plan
+    probes = [
+        lines[i - 1] for i, line in enumerate(lines) if "Index Cond: (comparison_id = c_" in line
+    ]
+    # The unjudged branch found the limit with 6 probes, none of them of alice's 300 rows, and
+    # the branch over judged comparisons never ran.
+    assert len(probes) == 2 and "loops=6)" in probes[0], plan
+    assert "(never executed)" in probes[1], plan
 
 
 @pytest.mark.postgres
