@@ -733,6 +733,35 @@ def test_the_pick_walks_the_partial_index_on_postgresql(project, alice, bob):
 
 
 @pytest.mark.postgres
+def test_the_prepared_pick_keeps_its_plan_when_postgresql_plans_it_generically(project, alice, bob):
+    # comparisons.sql prepares its statements, and PostgreSQL may switch a prepared statement
+    # to a generic plan (made without the parameters' values) after five runs: the pick must
+    # keep its shape then too.
+    from django.db import connection
+
+    from comparisons import sql
+
+    _plan_after_history(project, alice, bob)
+    ids = sql.window_candidates(project_id=project.pk, rater_id=alice.pk, window=queue.PICK_WINDOW)
+    sql.lock_first_free(ids)
+    names = sql._prepared[connection.connection]
+    plans = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        for key, statement, params in (
+            ("window", sql.WINDOW_CANDIDATES, [project.pk, queue.PICK_WINDOW, alice.pk]),
+            ("lock", sql.LOCK_FIRST_FREE, [ids]),
+        ):
+            cursor.execute(
+                f"EXPLAIN (ANALYZE) EXECUTE {names[statement]}(%s{', %s' * (len(params) - 1)})",
+                params,
+            )
+            plans[key] = "\n".join(row[0] for row in cursor.fetchall())
+    assert "project_id = $1" in plans["window"], plans["window"]  # planned without the values
+    _assert_the_pick_probes_by_key(plans)
+
+
+@pytest.mark.postgres
 def test_the_left_count_probes_by_key_and_stops_at_its_limit(project, alice, bob):
     from django.db import connection
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from comparisons import sql
 from comparisons.models import Assignment, Comparison, Judgment
-from tests.factories import ComparisonFactory, ProjectFactory, UserFactory
+from tests.factories import AssignmentFactory, ComparisonFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +96,88 @@ def test_insert_finds_the_new_key_without_returning_too(monkeypatch):
     assert "RETURNING" not in next(iter(sql._inserts.values()))[0]
     stored = dict(Assignment.objects.values_list("pk", "comparison_id"))
     assert stored == {lease.pk: lease.comparison_id for lease in leases}
+
+
+# --- prepared statements (PostgreSQL) -------------------------------------------------------
+
+
+def _prepared(fragment: str) -> list[str]:
+    """The names of this connection's prepared statements whose text holds `fragment`."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, statement FROM pg_prepared_statements ORDER BY name")
+        return [name for name, statement in cursor.fetchall() if fragment in statement]
+
+
+def _new_connection() -> None:
+    # A new server session: nothing prepared on it yet.
+    from django.db import connection
+
+    connection.close()
+    connection.ensure_connection()
+
+
+@pytest.mark.postgres
+def test_a_statement_is_prepared_once_per_connection_and_then_run_by_name(transactional_db):
+    _new_connection()
+    comparison = ComparisonFactory(responses=[("m1", "first"), ("m2", "second")])
+    fragment = "FROM comparisons_response WHERE comparison_id = $1"
+    assert _prepared(fragment) == []
+    for _ in range(3):
+        assert sql.response_texts(comparison.pk) == ["first", "second"]
+    assert len(_prepared(fragment)) == 1
+    # A new connection prepares it again (the old session's statements went with it).
+    _new_connection()
+    assert sql.response_texts(comparison.pk) == ["first", "second"]
+    assert len(_prepared(fragment)) == 1
+
+
+@pytest.mark.postgres
+def test_a_first_run_that_fails_leaves_the_statement_usable(transactional_db):
+    from django.db import IntegrityError, transaction
+
+    comparison = ComparisonFactory()
+    rater = UserFactory()
+    now = timezone.now()
+
+    def lease():
+        return Assignment(project=comparison.project, comparison=comparison, rater=rater,
+                          leased_at=now, expires_at=now + timedelta(minutes=5))  # fmt: skip
+
+    sql.insert(lease())
+    _new_connection()
+    # Its first run on this connection: PREPARE took effect, the EXECUTE broke the
+    # once-per-rater constraint, and the transaction rolled back (the prepared one stays).
+    with pytest.raises(IntegrityError), transaction.atomic():
+        sql.insert(lease())
+    Assignment.objects.all().delete()
+    second = lease()
+    sql.insert(second)  # under another name: the first one's would collide
+    assert Assignment.objects.get().pk == second.pk
+    assert len(_prepared('INSERT INTO "comparisons_assignment"')) == 2
+
+
+@pytest.mark.postgres
+def test_a_prepared_lease_read_survives_a_migration_that_adds_a_column(project, alice):
+    from django.db import connection
+
+    lease = AssignmentFactory(project=project, rater=alice)
+    read = lambda: sql.rater_lease(assignment_id=lease.pk, rater_id=alice.pk, slug=project.slug)  # noqa: E731
+    assert read().project == project
+    with connection.cursor() as cursor:  # rolled back with the test
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks: ALTER may run
+        cursor.execute("ALTER TABLE comparisons_project ADD COLUMN added_later integer")
+        cursor.execute("ALTER TABLE comparisons_assignment ADD COLUMN added_later integer")
+    # The statement names its columns: its result keeps its shape (with `*` PostgreSQL refused
+    # the prepared plan: "cached plan must not change result type").
+    assert read().project == project
+
+
+@pytest.mark.postgres
+def test_prepared_statements_can_be_switched_off_for_a_pooler(transactional_db, settings):
+    settings.DB_PREPARED_STATEMENTS = False
+    _new_connection()
+    comparison = ComparisonFactory(responses=[("m1", "first"), ("m2", "second")])
+    assert sql.response_texts(comparison.pk) == ["first", "second"]
+    assert _prepared("comparisons_response") == []
