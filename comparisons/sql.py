@@ -109,7 +109,7 @@ LIMIT 1
 # expired lease), so reaching the limit costs about `limit` probes. Only when fewer remain does
 # the second branch walk the judged ones, whose rejects are the rater's own judgments still
 # open. Counted in one pass, a rater far ahead of the others (thousands of their judgments
-# still open at the top of the order) paid a probe for each on every request: 7 ms at 2,000.
+# still open at the top of the order) paid a probe for each on every request: 5.8 ms at 2,000.
 # Parameters: (project,) rater, limit, (project,) rater, limit, limit (_untouched_params).
 _UNTOUCHED_BRANCH = """
     SELECT b.id FROM (
@@ -334,10 +334,12 @@ def _make(model: type[M], columns: tuple[str, ...], row) -> M:
 # database, 1,500 runs each, server CPU per run: the standing with the "left" count 860 to
 # 385 us, the rater's lease 430 to 227, the lease lock 360 to 177, the policy read 260 to 143,
 # the responses 200 to 107. In the HTTP benchmark (16 raters, three runs each, in turns),
-# PostgreSQL's CPU per judgment went from 6.0-6.1 ms to 3.2-3.7 ms. Behind pgbouncer in transaction mode (a prepared statement lives
-# in one server session) set DB_PREPARED_STATEMENTS=0.
+# PostgreSQL's CPU per judgment went from 6.0-6.1 ms to 3.2-3.7 ms. Behind pgbouncer in
+# transaction mode (a prepared statement lives in one server session) set
+# DB_PREPARED_STATEMENTS=0.
 _prepared: WeakKeyDictionary = WeakKeyDictionary()  # raw connection -> {statement: name}
 _names = itertools.count()
+_PLACEHOLDER = re.compile(r"(?<!%)%s")
 
 
 def _execute(cursor, statement: str, params: list) -> None:
@@ -358,9 +360,6 @@ def _execute(cursor, statement: str, params: list) -> None:
         names[statement] = name
     else:
         cursor.execute(f"EXECUTE {name}{arguments}", params)
-
-
-_PLACEHOLDER = re.compile(r"(?<!%)%s")
 
 
 def _described(sql: str, params: list) -> tuple[tuple[str, ...], list[tuple]]:
