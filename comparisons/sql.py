@@ -337,7 +337,8 @@ def _make(model: type[M], columns: tuple[str, ...], row) -> M:
 # PostgreSQL's CPU per judgment went from 6.0-6.1 ms to 3.2-3.7 ms. Behind pgbouncer in
 # transaction mode (a prepared statement lives in one server session) set
 # DB_PREPARED_STATEMENTS=0.
-_prepared: WeakKeyDictionary = WeakKeyDictionary()  # raw connection -> {statement: name}
+# raw connection -> {statement: its EXECUTE by name, with the statement's placeholders}
+_prepared: WeakKeyDictionary = WeakKeyDictionary()
 _names = itertools.count()
 _PLACEHOLDER = re.compile(r"(?<!%)%s")
 
@@ -347,19 +348,19 @@ def _execute(cursor, statement: str, params: list) -> None:
     if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
         cursor.execute(statement, params)
         return
-    names = _prepared.setdefault(connection.connection, {})
-    name = names.get(statement)
-    arguments = f"({', '.join(['%s'] * len(params))})" if params else ""
-    if name is None:
-        # A fresh name each try: if this call fails after its PREPARE took effect, the next
-        # try must not collide with it (a prepared statement outlives a rollback).
-        name = f"raterhub_{next(_names)}"
-        numbered = iter(range(1, len(params) + 1))
-        body = _PLACEHOLDER.sub(lambda _: f"${next(numbered)}", statement)
-        cursor.execute(f"PREPARE {name} AS {body};\nEXECUTE {name}{arguments}", params)
-        names[statement] = name
-    else:
-        cursor.execute(f"EXECUTE {name}{arguments}", params)
+    executes = _prepared.setdefault(connection.connection, {})
+    execute = executes.get(statement)
+    if execute is not None:
+        cursor.execute(execute, params)
+        return
+    # A fresh name each try: if this call fails after its PREPARE took effect, the next try
+    # must not collide with it (a prepared statement outlives a rollback).
+    name = f"raterhub_{next(_names)}"
+    execute = f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"
+    numbered = iter(range(1, len(params) + 1))
+    body = _PLACEHOLDER.sub(lambda _: f"${next(numbered)}", statement)
+    cursor.execute(f"PREPARE {name} AS {body};\n{execute}", params)
+    executes[statement] = execute
 
 
 def _described(sql: str, params: list) -> tuple[tuple[str, ...], list[tuple]]:
@@ -461,11 +462,18 @@ def rater_standing(
     """RATER_STANDING as the rater's last judgment in force (pk None before their first), with
     `still_open`, `total` and `today` (made since `since`) attached; with `left_limit`,
     RATER_STANDING_AND_LEFT, which attaches `left_count` too (counted up to that limit)."""
+    statement, params = _standing_statement(project_id, rater_id, since, left_limit)
+    return _instance(Judgment, statement, params)
+
+
+def _standing_statement(
+    project_id: int, rater_id: int, since: datetime, left_limit: int | None
+) -> tuple[str, list]:
+    """rater_standing's statement and its parameters (the tests explain the same)."""
     params = [connection.ops.adapt_datetimefield_value(since), project_id, rater_id]
     if left_limit is None:
-        return _instance(Judgment, RATER_STANDING, params)
-    left = _untouched_params(project_id, rater_id, left_limit)
-    return _instance(Judgment, RATER_STANDING_AND_LEFT, [*left, *params])
+        return RATER_STANDING, params
+    return RATER_STANDING_AND_LEFT, [*_untouched_params(project_id, rater_id, left_limit), *params]
 
 
 def response_texts(comparison_id: int) -> list[str]:

@@ -744,7 +744,7 @@ def test_the_prepared_pick_keeps_its_plan_when_postgresql_plans_it_generically(p
     _plan_after_history(project, alice, bob)
     ids = sql.window_candidates(project_id=project.pk, rater_id=alice.pk, window=queue.PICK_WINDOW)
     sql.lock_first_free(ids)
-    names = sql._prepared[connection.connection]
+    executes = sql._prepared[connection.connection]
     plans = {}
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
@@ -752,10 +752,7 @@ def test_the_prepared_pick_keeps_its_plan_when_postgresql_plans_it_generically(p
             ("window", sql.WINDOW_CANDIDATES, [project.pk, queue.PICK_WINDOW, alice.pk]),
             ("lock", sql.LOCK_FIRST_FREE, [ids]),
         ):
-            cursor.execute(
-                f"EXPLAIN (ANALYZE) EXECUTE {names[statement]}(%s{', %s' * (len(params) - 1)})",
-                params,
-            )
+            cursor.execute("EXPLAIN (ANALYZE) " + executes[statement], params)
             plans[key] = "\n".join(row[0] for row in cursor.fetchall())
     assert "project_id = $1" in plans["window"], plans["window"]  # planned without the values
     _assert_the_pick_probes_by_key(plans)
@@ -770,10 +767,8 @@ def test_the_left_count_probes_by_key_and_stops_at_its_limit(project, alice, bob
     _plan_after_history(project, alice, bob)
     since = timezone.now() - timedelta(days=1)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "EXPLAIN (ANALYZE, FORMAT TEXT) " + sql.RATER_STANDING_AND_LEFT,
-            [*sql._untouched_params(project.pk, alice.pk, 5), since, project.pk, alice.pk],
-        )
+        statement, params = sql._standing_statement(project.pk, alice.pk, since, 5)
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT TEXT) " + statement, params)
         lines = [row[0] for row in cursor.fetchall()]
     # The count is the statement's InitPlan: its lines are those indented under it.
     start = next(i for i, line in enumerate(lines) if "InitPlan" in line)
@@ -835,10 +830,8 @@ def test_the_left_count_of_a_rater_far_ahead_reads_no_row_of_their_own_judgments
     bulk_comparisons(project, 20)
     assert _left(alice, project, 6) == 6
     with connection.cursor() as cursor:
-        cursor.execute(
-            "EXPLAIN (ANALYZE, FORMAT TEXT) " + sql.RATER_STANDING_AND_LEFT,
-            [*sql._untouched_params(project.pk, alice.pk, 6), timezone.now(), project.pk, alice.pk],
-        )
+        statement, params = sql._standing_statement(project.pk, alice.pk, timezone.now(), 6)
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT TEXT) " + statement, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     lines = plan.splitlines()
     # Each branch reads the pick index; "never had it" is a probe by comparison (the line
