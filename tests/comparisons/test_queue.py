@@ -979,6 +979,37 @@ def test_a_raters_lease_is_read_by_its_key_however_stale_the_statistics(project,
     assert queue.rater_lease(bob, slug=project.slug, pk=lease.pk) == lease
 
 
+@pytest.mark.postgres
+def test_a_submits_counted_choices_are_read_by_comparison_however_stale_the_statistics(
+    project, alice, bob
+):
+    # Every submit reads the comparison's counted choices (with the overlap policy). Planned
+    # generically and without statistics, the read must stay one probe by comparison, not a
+    # walk over the project's current judgments, whose number grows with the campaign.
+    from django.db import connection
+
+    from comparisons import sql
+
+    judged = bulk_comparisons(project, 2000, judged_by=[alice, bob])
+    target = judged[1234]
+    choices = Judgment.objects.filter(comparison=target).values_list("choice", flat=True)
+    rows = sql.policy_and_counted_choices(project_id=project.pk, comparison_id=target.pk)
+    assert sorted(row[4] for row in rows) == sorted(choices)
+    executes = sql._prepared[connection.connection]
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'comparisons_judgment'::regclass")
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(
+            "EXPLAIN (ANALYZE) " + executes[sql.POLICY_AND_COUNTED_CHOICES],
+            [target.pk, True, project.pk],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Cond: (comparison_id = $1)" in plan, plan
+    for index in ("judgment_project", "comparisons_judgment_project_id", "one_current"):
+        assert index not in plan, plan
+    assert "Seq Scan on comparisons_judgment" not in plan, plan
+
+
 def test_after_finishing_a_lease_the_one_another_tab_took_is_handed_back(project, alice):
     # The rating views skip the membership read after finishing a lease; the one-active-lease
     # constraint still finds a lease the rater took meanwhile in another tab.
