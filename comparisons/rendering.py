@@ -117,18 +117,15 @@ def render_many(texts: list[str]) -> list[SafeString]:
 
 
 # A tag as nh3 serializes one: a name, then attributes whose values are double-quoted (where
-# a ">" may appear); text and attribute values never hold a raw "<".
-_TAG = re.compile(r'<(/?)([a-zA-Z][a-zA-Z0-9]*)(?:[^>"]|"[^"]*")*>')
-# Tags that end a line of text, and the table cells whose end separates their neighbours.
-_LINE_TAGS = frozenset({"p", "br", "hr", "li", "pre", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
-_CELL_TAGS = frozenset({"td", "th"})
-
-
-def _tag_as_text(match: re.Match) -> str:
-    closing, tag = match.group(1), match.group(2).lower()
-    if tag in _LINE_TAGS:
-        return "\n"
-    return " " if closing and tag in _CELL_TAGS else ""
+# a ">" may appear); text and attribute values never hold a raw "<". Tags that end a line of
+# text become a line break, the end of a table cell a space (it separates its neighbours), and
+# every other tag nothing: three substitutions without a Python callback, which took twice the
+# time on every rating panel.
+_ATTRIBUTES = r'(?:[^>"]|"[^"]*")*>'
+_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*" + _ATTRIBUTES)
+_LINE_TAG = re.compile(r"</?(?:p|br|hr|li|pre|tr|h[1-6])\b" + _ATTRIBUTES, re.IGNORECASE)
+_CELL_END = re.compile(r"</t[dh]\b" + _ATTRIBUTES, re.IGNORECASE)
+_LINE_BREAKS = re.compile(r"[ \t]*\n[ \t\n]*")
 
 
 def plain_text(rendered: str) -> str:
@@ -136,8 +133,8 @@ def plain_text(rendered: str) -> str:
     characters): what word counts and the diff view are computed from. `rendered` is this
     module's output (nh3's serialization): its tags become line breaks, a space or nothing,
     then its character references are decoded."""
-    text = html_lib.unescape(_TAG.sub(_tag_as_text, str(rendered)))
-    return re.sub(r"[ \t]*\n[ \t\n]*", "\n", text).strip()
+    text = _TAG.sub("", _CELL_END.sub(" ", _LINE_TAG.sub("\n", str(rendered))))
+    return _LINE_BREAKS.sub("\n", html_lib.unescape(text)).strip()
 
 
 # Past this many words per side the diff view is not offered: difflib's cost grows with the
