@@ -251,6 +251,10 @@ def _lease_new(
 # window's last priority (no one ever had it, so neither did this rater). Only the exact pick,
 # when the fast one found nothing, walks further.
 PICK_WINDOW = 100
+# How many of the rater's candidates a pick reads (of the window, or else of the untouched
+# ones): the lock takes the first that no other transaction holds at that instant, which is
+# almost always the first (a lease's transaction holds its row for milliseconds).
+PICK_CANDIDATES = 10
 # The partial index comparison_pick_idx's order (and, in comparisons.sql, its condition).
 PICK_ORDER = ("-priority", "-judged_count", "id")
 
@@ -267,7 +271,9 @@ def _window_end(project: Project) -> int | None:
 def _pick(rater, project: Project) -> Comparison | None:
     """The first open comparison for the rater that nobody else holds locked right now, within
     the pick window; else the oldest untouched one at the window's last priority."""
-    ids = sql.window_candidates(project_id=project.pk, rater_id=rater.pk, window=PICK_WINDOW)
+    ids = sql.window_candidates(
+        project_id=project.pk, rater_id=rater.pk, window=PICK_WINDOW, candidates=PICK_CANDIDATES
+    )
     found = sql.lock_first_free(ids)
     if found is not None:
         return found
@@ -275,7 +281,7 @@ def _pick(rater, project: Project) -> Comparison | None:
     if priority is None:
         return None
     ids = sql.untouched_candidates(
-        project_id=project.pk, rater_id=rater.pk, priority=priority, limit=PICK_WINDOW
+        project_id=project.pk, rater_id=rater.pk, priority=priority, limit=PICK_CANDIDATES
     )
     return sql.lock_first_free(ids)
 
@@ -284,7 +290,9 @@ def explain_pick(rater, project: Project) -> dict[str, str]:
     """The database's plans of the rater's fast pick (for tests and the benchmark), run in a
     transaction that is rolled back, because the pick locks what it finds."""
     with transaction.atomic():
-        plans = sql.explain_pick(project_id=project.pk, rater_id=rater.pk, window=PICK_WINDOW)
+        plans = sql.explain_pick(
+            project_id=project.pk, rater_id=rater.pk, window=PICK_WINDOW, candidates=PICK_CANDIDATES
+        )
         transaction.set_rollback(True)
     return plans
 

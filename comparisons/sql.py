@@ -57,7 +57,11 @@ def _columns(model: type[Model], alias: str) -> str:
     return ", ".join(f"{alias}.{f.column}" for f in model._meta.concrete_fields)
 
 
-# The pick window: the top rows of the pick index that the rater never had, in pick order.
+# The pick window: the first rows of the pick index, up to a limit, that the rater never had,
+# in pick order (at most `candidates` of them). The window's rows come out of the index in that
+# order, so there is no sort and the probes stop once enough are found: reading the whole
+# window probed 100 comparisons per pick (231 buffer hits, the second costliest statement of a
+# submit under 700 raters), where the lock almost always takes the first.
 WINDOW_CANDIDATES = """
 SELECT w.id FROM (
     SELECT c.id, c.priority, c.judged_count FROM comparisons_comparison c
@@ -71,6 +75,7 @@ WHERE NOT EXISTS (
     LIMIT 1 OFFSET 0
 )
 ORDER BY w.priority DESC, w.judged_count DESC, w.id
+LIMIT %s
 """
 
 # Never-judged open comparisons of one priority, oldest first (an index range of the pick
@@ -550,8 +555,8 @@ def finish_lease(*, assignment_id: int, status: str, finished_at: datetime) -> N
         _execute(cursor, FINISH_LEASE, [status, finished, assignment_id])
 
 
-def window_candidates(*, project_id: int, rater_id: int, window: int) -> list[int]:
-    return _ids(WINDOW_CANDIDATES, [project_id, window, rater_id])
+def window_candidates(*, project_id: int, rater_id: int, window: int, candidates: int) -> list[int]:
+    return _ids(WINDOW_CANDIDATES, [project_id, window, rater_id, candidates])
 
 
 def untouched_candidates(*, project_id: int, rater_id: int, priority: int, limit: int) -> list[int]:
@@ -579,15 +584,16 @@ def first_gold(*, project_id: int, rater_id: int) -> int | None:
     return next(iter(_ids(FIRST_GOLD, [project_id, rater_id])), None)
 
 
-def explain_pick(*, project_id: int, rater_id: int, window: int) -> dict[str, str]:
+def explain_pick(*, project_id: int, rater_id: int, window: int, candidates: int) -> dict[str, str]:
     """The database's plans of the fast pick's two statements, run for real (EXPLAIN ANALYZE)
     on PostgreSQL; the caller rolls back (the lock locks)."""
     analyze = "EXPLAIN (ANALYZE, BUFFERS) " if connection.vendor == "postgresql" else None
     explain = analyze or "EXPLAIN QUERY PLAN "
-    ids = window_candidates(project_id=project_id, rater_id=rater_id, window=window)
+    params = [project_id, window, rater_id, candidates]
+    ids = _ids(WINDOW_CANDIDATES, params)
     plans = {}
     with connection.cursor() as cursor:
-        cursor.execute(explain + WINDOW_CANDIDATES, [project_id, window, rater_id])
+        cursor.execute(explain + WINDOW_CANDIDATES, params)
         plans["window"] = "\n".join(" ".join(map(str, row)) for row in cursor.fetchall())
         if analyze:
             cursor.execute(analyze + LOCK_FIRST_FREE, [ids])

@@ -733,6 +733,21 @@ def test_the_pick_walks_the_partial_index_on_postgresql(project, alice, bob):
 
 
 @pytest.mark.postgres
+def test_the_pick_probes_no_more_of_the_window_than_it_needs(project, alice, bob):
+    # 150 open comparisons alice never had, bob's judged ones on top: the window's first
+    # PICK_CANDIDATES rows are all hers to take, so the probes stop there (no sort of the
+    # window: its rows come off the index in pick order).
+    bulk_comparisons(project, 150, judged_by=[bob])
+    plan = queue.explain_pick(alice, project)["window"]
+    probes = re.findall(r"Scan on comparisons_assignment seen .* loops=(\d+)\)", plan)
+    assert probes == [str(queue.PICK_CANDIDATES)], plan
+    assert "Sort" not in plan, plan
+    assert queue.next_assignment(alice, project).comparison_id == min(
+        Comparison.objects.filter(project=project).values_list("id", flat=True)
+    )
+
+
+@pytest.mark.postgres
 def test_the_prepared_pick_keeps_its_plan_when_postgresql_plans_it_generically(project, alice, bob):
     # comparisons.sql prepares its statements, and PostgreSQL may switch a prepared statement
     # to a generic plan (made without the parameters' values) after five runs: the pick must
@@ -742,14 +757,23 @@ def test_the_prepared_pick_keeps_its_plan_when_postgresql_plans_it_generically(p
     from comparisons import sql
 
     _plan_after_history(project, alice, bob)
-    ids = sql.window_candidates(project_id=project.pk, rater_id=alice.pk, window=queue.PICK_WINDOW)
+    ids = sql.window_candidates(
+        project_id=project.pk,
+        rater_id=alice.pk,
+        window=queue.PICK_WINDOW,
+        candidates=queue.PICK_CANDIDATES,
+    )
     sql.lock_first_free(ids)
     executes = sql._prepared[connection.connection]
     plans = {}
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         for key, statement, params in (
-            ("window", sql.WINDOW_CANDIDATES, [project.pk, queue.PICK_WINDOW, alice.pk]),
+            (
+                "window",
+                sql.WINDOW_CANDIDATES,
+                [project.pk, queue.PICK_WINDOW, alice.pk, queue.PICK_CANDIDATES],
+            ),
             ("lock", sql.LOCK_FIRST_FREE, [ids]),
         ):
             cursor.execute("EXPLAIN (ANALYZE) " + executes[statement], params)
