@@ -38,21 +38,11 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import (
-    Case,
-    Count,
-    Exists,
-    F,
-    OuterRef,
-    Q,
-    Subquery,
-    Value,
-    When,
-)
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from comparisons import overlap, rendering, sql
+from comparisons import overlap, sql
 from comparisons import ranking as rankings
 from comparisons.models import (
     RANKING_NEEDS_FIXED,
@@ -294,32 +284,6 @@ def _pick(rater, project: Project) -> Comparison | None:
         project_id=project.pk, rater_id=rater.pk, priority=priority, limit=PICK_CANDIDATES
     )
     return sql.lock_first_free(ids)
-
-
-def render_ahead(project: Project, *, limit: int) -> int:
-    """Render the next `limit` open comparisons of the project's pick order (those raters are
-    about to be shown) into the shared "rendered" cache where they are missing, so that a first
-    showing costs the rating request no rendering. Beat runs it every minute for each active
-    project; returns how many texts it rendered. Without a shared cache it does nothing."""
-    if not rendering.shares_rendered_html():
-        return 0
-    ids = list(_open_regular(project).order_by(*PICK_ORDER).values_list("pk", flat=True)[:limit])
-    rendered = 0
-    for start in range(0, len(ids), RENDER_AHEAD_BATCH):
-        batch = ids[start : start + RENDER_AHEAD_BATCH]
-        prompts = dict(Comparison.objects.filter(pk__in=batch).values_list("pk", "prompt"))
-        responses = defaultdict(list)
-        for comparison_id, content in (
-            Response.objects.filter(comparison_id__in=batch)
-            .order_by("comparison_id", "position")
-            .values_list("comparison_id", "content")
-        ):
-            responses[comparison_id].append(content)
-        rendered += rendering.prerender((prompts[pk], responses[pk]) for pk in prompts)
-    return rendered
-
-
-RENDER_AHEAD_BATCH = 500  # comparisons per read and per cache round trip
 
 
 def explain_pick(rater, project: Project) -> dict[str, str]:

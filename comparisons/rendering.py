@@ -13,11 +13,9 @@ import functools
 import hashlib
 import html as html_lib
 import re
-from collections.abc import Iterable
 
 import nh3
 from django.core.cache import caches
-from django.core.cache.backends.dummy import DummyCache
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 from pygments import highlight
@@ -93,59 +91,29 @@ def render_markdown(text: str) -> SafeString:
 CACHE_VERSION = 1
 
 
-def _messages(prompt) -> list[dict]:
-    """A comparison's prompt as messages ({role, content}): a string prompt is one user turn."""
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-
-
 def render_conversation(prompt, responses: list[str]) -> tuple[list[dict], list[SafeString]]:
-    """A comparison's prompt messages ({role, html}) and the given responses, all rendered (or
-    fetched from the shared cache) in one render_many."""
-    messages = _messages(prompt)
+    """A comparison's prompt messages ({role, html}; a string prompt is one user turn) and the
+    given responses, all rendered (or fetched from the shared cache) in one render_many."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     html = render_many([m["content"] for m in messages] + list(responses))
     turns = [{"role": m["role"], "html": h} for m, h in zip(messages, html, strict=False)]
     return turns, html[len(messages) :]
 
 
-def _through_cache(texts: list[str]) -> tuple[list[str], dict, dict]:
-    """The texts' cache keys, the HTML the "rendered" cache had for them, and the HTML rendered
-    now for the others (and stored), in one round trip each way."""
+def render_many(texts: list[str]) -> list[SafeString]:
+    """render_markdown for a comparison's texts, through the "rendered" cache in one round trip.
+
+    Rendering is the costliest part of a rating page, and each comparison is shown to
+    `overlap` raters, usually by different worker processes: with a shared cache (Redis in
+    production) each text is rendered about once. The cache holds only what nh3 produced.
+    """
     cache = caches["rendered"]
     keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
     found = cache.get_many(keys, version=CACHE_VERSION)
     fresh = {k: _render(t) for k, t in zip(keys, texts, strict=True) if k not in found}
     if fresh:
         cache.set_many({k: str(html) for k, html in fresh.items()}, version=CACHE_VERSION)
-    return keys, found, fresh
-
-
-def render_many(texts: list[str]) -> list[SafeString]:
-    """render_markdown for a comparison's texts, through the "rendered" cache.
-
-    Rendering is the costliest part of a rating page, and each comparison is shown to
-    `overlap` raters, usually by different worker processes: with a shared cache (Redis in
-    production) each text is rendered about once, and ahead of the raters where the worker
-    rendered it first (prerender). The cache holds only what nh3 produced.
-    """
-    keys, found, fresh = _through_cache(texts)
     return [mark_safe(found[k]) if k in found else fresh[k] for k in keys]  # nh3's output
-
-
-def shares_rendered_html() -> bool:
-    """Whether rendered HTML is kept where every worker finds it (a "rendered" cache; without
-    Redis there is none)."""
-    return not isinstance(caches["rendered"], DummyCache)
-
-
-def prerender(conversations: Iterable[tuple]) -> int:
-    """Store the HTML of these (prompt, responses) in the "rendered" cache where it is missing,
-    as their first showing would; returns how many texts had to be rendered."""
-    texts = [
-        text
-        for prompt, responses in conversations
-        for text in [m["content"] for m in _messages(prompt)] + list(responses)
-    ]
-    return len(_through_cache(texts)[2])
 
 
 # A tag as nh3 serializes one: a name, then attributes whose values are double-quoted (where

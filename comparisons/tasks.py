@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task, signals
-from django.conf import settings
 from django.db import transaction
 
 from api.webhooks import export_finished
@@ -24,7 +23,7 @@ from comparisons.exports import (
 from comparisons.imports import run_import_job
 from comparisons.metrics import compute_snapshot, needs_recompute
 from comparisons.models import Project, ProjectStatus
-from comparisons.queue import reclaim_expired, render_ahead
+from comparisons.queue import reclaim_expired
 from ops.logs import request_id
 
 logger = logging.getLogger(__name__)
@@ -113,14 +112,3 @@ def recompute_active_metrics() -> int:
 def reclaim_expired_leases() -> int:
     """Beat entry (every minute): free the slots of leases past their expiry in every project."""
     return reclaim_expired()
-
-
-@shared_task
-def render_ahead_of_raters() -> int:
-    """Beat entry (every minute): each active project's next comparisons rendered ahead of the
-    raters (RATERHUB_RENDER_AHEAD of them); returns the number of texts rendered."""
-    limit = settings.RATERHUB_RENDER_AHEAD
-    return sum(
-        render_ahead(project, limit=limit)
-        for project in Project.objects.filter(status=ProjectStatus.ACTIVE)
-    )

@@ -341,11 +341,6 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "api.tasks.sweep_webhook_completions",
         "schedule": env_int("RATERHUB_WEBHOOK_SWEEP_SECONDS", 60),
     },
-    # The HTML of each active project's next comparisons, rendered before raters are shown them.
-    "render-ahead": {
-        "task": "comparisons.tasks.render_ahead_of_raters",
-        "schedule": 60.0,
-    },
     # A pick that finds nothing open reclaims expired leases; this frees the rest every minute.
     "reclaim-expired-leases": {
         "task": "comparisons.tasks.reclaim_expired_leases",
@@ -403,10 +398,6 @@ RATERHUB_IMPORT_MAX_LINE_BYTES = env_int("RATERHUB_IMPORT_MAX_LINE_BYTES", 8 * 1
 # within the request (200k lines took longer than gunicorn's 30 s timeout).
 RATERHUB_IMPORT_SYNC_MAX_LINES = env_int("RATERHUB_IMPORT_SYNC_MAX_LINES", 5000)
 RATERHUB_RATIONALE_MAX_CHARS = env_int("RATERHUB_RATIONALE_MAX_CHARS", 10_000)
-# How many comparisons at the head of each active project's pick order beat keeps rendered in
-# the "rendered" cache (Redis): about three texts' HTML each, a few KB per text. At 100
-# judgments/s and overlap 3, raters reach about 2,000 new comparisons a minute.
-RATERHUB_RENDER_AHEAD = env_int("RATERHUB_RENDER_AHEAD", 3000)
 
 # The token API (api/): JSON only (no browsable pages), tokens, a lead check and a per-token
 # rate limit on every view, errors as {"detail": ...}.
