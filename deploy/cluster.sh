@@ -160,8 +160,8 @@ start() {
             WEB_CONCURRENCY="${CLUSTER_WEB_CONCURRENCY:-2}" \
             start_process "web-$port" "$VENV/bin/gunicorn" -c deploy/gunicorn.conf.py raterhub.wsgi
     done
-    # Workers yield the cores to the web nodes (as Nice=10 in their systemd unit): exports,
-    # metrics and rendering ahead can wait a moment, a rater's submit should not.
+    # Workers yield the cores to the web nodes (as Nice=10 in their systemd unit): an export
+    # or a metrics recompute can wait a moment, a rater's submit should not.
     for n in $(seq 1 "$WORKERS"); do
         mkdir -p "$CLUSTER_DIR/worker-$n"
         RATERHUB_VAR_DIR="$CLUSTER_DIR/worker-$n" start_process "worker-$n" nice -n 10 \
