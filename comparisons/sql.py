@@ -555,8 +555,13 @@ def finish_lease(*, assignment_id: int, status: str, finished_at: datetime) -> N
         _execute(cursor, FINISH_LEASE, [status, finished, assignment_id])
 
 
+def _window_params(project_id: int, rater_id: int, window: int, candidates: int) -> list[int]:
+    """WINDOW_CANDIDATES's parameters, in its order."""
+    return [project_id, window, rater_id, candidates]
+
+
 def window_candidates(*, project_id: int, rater_id: int, window: int, candidates: int) -> list[int]:
-    return _ids(WINDOW_CANDIDATES, [project_id, window, rater_id, candidates])
+    return _ids(WINDOW_CANDIDATES, _window_params(project_id, rater_id, window, candidates))
 
 
 def untouched_candidates(*, project_id: int, rater_id: int, priority: int, limit: int) -> list[int]:
@@ -589,7 +594,7 @@ def explain_pick(*, project_id: int, rater_id: int, window: int, candidates: int
     on PostgreSQL; the caller rolls back (the lock locks)."""
     analyze = "EXPLAIN (ANALYZE, BUFFERS) " if connection.vendor == "postgresql" else None
     explain = analyze or "EXPLAIN QUERY PLAN "
-    params = [project_id, window, rater_id, candidates]
+    params = _window_params(project_id, rater_id, window, candidates)
     ids = _ids(WINDOW_CANDIDATES, params)
     plans = {}
     with connection.cursor() as cursor:

@@ -772,7 +772,7 @@ def test_the_prepared_pick_keeps_its_plan_when_postgresql_plans_it_generically(p
             (
                 "window",
                 sql.WINDOW_CANDIDATES,
-                [project.pk, queue.PICK_WINDOW, alice.pk, queue.PICK_CANDIDATES],
+                sql._window_params(project.pk, alice.pk, queue.PICK_WINDOW, queue.PICK_CANDIDATES),
             ),
             ("lock", sql.LOCK_FIRST_FREE, [ids]),
         ):
