@@ -10,6 +10,8 @@
 #   CLUSTER_REDIS_URL    [redis://127.0.0.1:6379/1]    cache and broker
 #   CLUSTER_NGINX_PORT   [8443]   HTTPS; CLUSTER_WEB_PORTS ["8001 8002"]; CLUSTER_WORKERS [2]
 #   CLUSTER_WEB_CONCURRENCY [2] gunicorn workers per node; CLUSTER_DIR [var/cluster]
+#   CLUSTER_WEB_CPUS, CLUSTER_OTHER_CPUS [unset]  the cores (taskset -c) of the web nodes, and of
+#       the workers, beat and nginx: "0" and "1" measure what one web core holds (loadtest/run.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,9 +41,17 @@ environment() {
     export -p | grep -E ' (DEBUG|SECRET_KEY|ALLOWED_HOSTS|CSRF_TRUSTED_ORIGINS|DATABASE_URL|REDIS_URL|USE_X_FORWARDED_PROTO|TRUSTED_PROXY_COUNT|SECURE_HSTS_SECONDS|LOG_FORMAT|MEDIA_ROOT|STATIC_ROOT|DJANGO_SETTINGS_MODULE)=' \
         >"$CLUSTER_DIR/env"
     echo "export CLUSTER_URL=https://127.0.0.1:$NGINX_PORT" >>"$CLUSTER_DIR/env"
+    echo "export CLUSTER_WEB_CPUS=${CLUSTER_WEB_CPUS:-} CLUSTER_OTHER_CPUS=${CLUSTER_OTHER_CPUS:-}" \
+        >>"$CLUSTER_DIR/env"
 }
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# The prefixes that keep a command on the cores given (none: anywhere).
+WEB_ON=()
+[ -z "${CLUSTER_WEB_CPUS:-}" ] || WEB_ON=(taskset -c "$CLUSTER_WEB_CPUS")
+OTHER_ON=()
+[ -z "${CLUSTER_OTHER_CPUS:-}" ] || OTHER_ON=(taskset -c "$CLUSTER_OTHER_CPUS")
 
 start_process() {  # name, then the command: its own session (process group), logs, pid file
     local name=$1
@@ -158,19 +168,21 @@ start() {
             PROMETHEUS_MULTIPROC_DIR="$CLUSTER_DIR/web-$port/metrics" \
             GUNICORN_BIND="127.0.0.1:$port" GUNICORN_PROC_NAME="raterhub-web-$port" \
             WEB_CONCURRENCY="${CLUSTER_WEB_CONCURRENCY:-2}" \
-            start_process "web-$port" "$VENV/bin/gunicorn" -c deploy/gunicorn.conf.py raterhub.wsgi
+            start_process "web-$port" "${WEB_ON[@]}" \
+            "$VENV/bin/gunicorn" -c deploy/gunicorn.conf.py raterhub.wsgi
     done
     # Workers yield the cores to the web nodes (as Nice=10 in their systemd unit): an export
     # or a metrics recompute can wait a moment, a rater's submit should not.
     for n in $(seq 1 "$WORKERS"); do
         mkdir -p "$CLUSTER_DIR/worker-$n"
-        RATERHUB_VAR_DIR="$CLUSTER_DIR/worker-$n" start_process "worker-$n" nice -n 10 \
+        RATERHUB_VAR_DIR="$CLUSTER_DIR/worker-$n" start_process "worker-$n" \
+            "${OTHER_ON[@]}" nice -n 10 \
             "$VENV/bin/celery" -A raterhub worker -n "worker$n@%h" --concurrency=1 --loglevel=INFO
     done
-    RATERHUB_VAR_DIR="$CLUSTER_DIR" start_process beat \
+    RATERHUB_VAR_DIR="$CLUSTER_DIR" start_process beat "${OTHER_ON[@]}" \
         "$VENV/bin/celery" -A raterhub beat --loglevel=INFO --schedule="$CLUSTER_DIR/celerybeat-schedule"
     if ! running "$CLUSTER_DIR/nginx/nginx.pid"; then
-        /usr/sbin/nginx -c "$CLUSTER_DIR/nginx.conf" -p "$CLUSTER_DIR/nginx" -e "$CLUSTER_DIR/nginx/logs/error.log"
+        "${OTHER_ON[@]}" /usr/sbin/nginx -c "$CLUSTER_DIR/nginx.conf" -p "$CLUSTER_DIR/nginx" -e "$CLUSTER_DIR/nginx/logs/error.log"
     fi
     echo "  nginx: pid $(cat "$CLUSTER_DIR/nginx/nginx.pid"), https://127.0.0.1:$NGINX_PORT/"
     wait_ready

@@ -54,11 +54,12 @@ def steady_after(users: int) -> int:
 
 
 def locust(env: dict[str, str], *, users: int, seconds: int, prefix: Path, extra_env: dict | None = None,
-           background: bool = False) -> subprocess.Popen | None:  # fmt: skip
+           background: bool = False, cpus: str | None = None) -> subprocess.Popen | None:  # fmt: skip
     """Run the Locust raters headless for `seconds` of steady load after steady_after(users).
 
     Stats in <prefix>_stats.csv cover the steady load only; the arrival's own (the first page
-    loads and submits, while raters are still starting) in <prefix>_arrival.json.
+    loads and submits, while raters are still starting) in <prefix>_arrival.json. `cpus`: the
+    cores Locust may run on (taskset -c), to keep it off the web nodes' cores.
     """
     command = [
         str(VENV_BIN / "locust"), "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
@@ -66,6 +67,8 @@ def locust(env: dict[str, str], *, users: int, seconds: int, prefix: Path, extra
         "--host", env["CLUSTER_URL"], "--csv", str(prefix), "--only-summary",
         "--loglevel", "WARNING", "--stop-timeout", "20",
     ]  # fmt: skip
+    if cpus:
+        command = ["taskset", "-c", cpus, *command]
     prefix.parent.mkdir(parents=True, exist_ok=True)
     full_env = {
         **env,
@@ -83,12 +86,60 @@ def locust(env: dict[str, str], *, users: int, seconds: int, prefix: Path, extra
     return None
 
 
-def cpu_ticks() -> tuple[int, int]:
-    """The machine's (busy, total) CPU ticks so far, from /proc/stat."""
-    # user nice system idle iowait irq softirq steal (guest time is already in user)
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+def cpu_ticks() -> list[tuple[int, int]]:
+    """(busy, total) CPU ticks so far, from /proc/stat: the whole machine's, then each core's."""
+    ticks = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        if not line.startswith("cpu"):
+            break
+        # user nice system idle iowait irq softirq steal (guest time is already in user)
+        fields = [int(x) for x in line.split()[1:9]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        ticks.append((sum(fields) - idle, sum(fields)))
+    return ticks
+
+
+def busy_fractions(before: list[tuple[int, int]], after: list[tuple[int, int]]) -> list[float]:
+    """The busy fraction of the machine, then of each core, between two cpu_ticks()."""
+    return [
+        round((busy - busy_before) / max(1, total - total_before), 3)
+        for (busy_before, total_before), (busy, total) in zip(before, after, strict=True)
+    ]
+
+
+def process_ticks() -> dict[int, tuple[str, int, int]]:
+    """Each process's (name, process group, user + system CPU ticks), from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        # fields: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+        found[int(stat.parent.name)] = (name, int(fields[2]), int(fields[11]) + int(fields[12]))
+    return found
+
+
+def cpu_by_group(samples: list[dict[int, tuple[str, int, int]]], group) -> dict[str, int]:
+    """CPU ticks spent between the first and the last of `samples` (process_ticks() taken
+    about a second apart), summed by `group(name, process group)` (None: not counted).
+
+    A process alive at the first sample counts from it; one that started later counts whole;
+    one that ended counts up to its last sample. Reading the children's ticks off their parent
+    instead would count the whole life of a worker recycled within the window.
+    """
+    first, last = samples[0], {}
+    for sample in samples:
+        last.update(sample)
+    spent: dict[str, int] = {}
+    for pid, (name, pgrp, ticks) in last.items():
+        label = group(name, pgrp)
+        if label is not None:
+            start = first[pid][2] if pid in first and first[pid][:2] == (name, pgrp) else 0
+            spent[label] = spent.get(label, 0) + ticks - start
+    return spent
 
 
 def read_stats(prefix: Path) -> dict[str, dict]:
