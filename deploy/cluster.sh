@@ -41,8 +41,9 @@ environment() {
     export -p | grep -E ' (DEBUG|SECRET_KEY|ALLOWED_HOSTS|CSRF_TRUSTED_ORIGINS|DATABASE_URL|REDIS_URL|USE_X_FORWARDED_PROTO|TRUSTED_PROXY_COUNT|SECURE_HSTS_SECONDS|LOG_FORMAT|MEDIA_ROOT|STATIC_ROOT|DJANGO_SETTINGS_MODULE)=' \
         >"$CLUSTER_DIR/env"
     echo "export CLUSTER_URL=https://127.0.0.1:$NGINX_PORT" >>"$CLUSTER_DIR/env"
-    echo "export CLUSTER_WEB_CPUS=${CLUSTER_WEB_CPUS:-} CLUSTER_OTHER_CPUS=${CLUSTER_OTHER_CPUS:-}" \
-        >>"$CLUSTER_DIR/env"
+    # One variable a line: loadtest.common.cluster_env reads each line's last assignment.
+    echo "export CLUSTER_WEB_CPUS=${CLUSTER_WEB_CPUS:-}" >>"$CLUSTER_DIR/env"
+    echo "export CLUSTER_OTHER_CPUS=${CLUSTER_OTHER_CPUS:-}" >>"$CLUSTER_DIR/env"
 }
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
